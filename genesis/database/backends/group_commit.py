@@ -1,0 +1,90 @@
+"""Group commit: many concurrent single writes, one transaction.
+
+Callers ``await submit(item)``. While a transaction is being written, new items queue up;
+the next transaction takes all of them (up to ``max_batch``). A caller resumes only after
+the transaction holding its item has committed, and gets its own outcome: one failing item
+does not fail the others (the flush function isolates failures and returns one outcome per
+item). If the transaction itself fails, every caller in it gets the error.
+
+A caller cancelled before its item is taken removes the item; once the item is in a
+transaction it is written even if the caller stops waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+from genesis.database.errors import OperationalError
+
+__all__ = ["GroupCommitter"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+Flush = Callable[[Sequence[T]], Awaitable[Sequence["R | BaseException"]]]
+
+
+class GroupCommitter(Generic[T, R]):
+    """Gather concurrent submissions into batches written by one flush at a time."""
+
+    def __init__(self, flush: Flush[T, R], max_batch: int = 512) -> None:
+        self._flush = flush
+        self._max_batch = max_batch
+        self._pending: deque[tuple[T, asyncio.Future[R]]] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.batches = 0
+        self.items = 0
+
+    async def submit(self, item: T) -> R:
+        """Queue ``item`` and return its outcome once its transaction has committed."""
+        if self._closed:
+            raise OperationalError("the store is closed; no more writes are accepted")
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="genesis-group-commit")
+        return await future
+
+    async def _run(self) -> None:
+        while self._pending:
+            batch: list[tuple[T, asyncio.Future[R]]] = []
+            while self._pending and len(batch) < self._max_batch:
+                item, future = self._pending.popleft()
+                if not future.cancelled():
+                    batch.append((item, future))
+            if batch:
+                await self._write(batch)
+
+    async def _write(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        try:
+            outcomes: Sequence[R | BaseException] = await self._flush([i for i, _ in batch])
+        except asyncio.CancelledError:
+            failure = OperationalError("the write was interrupted; its outcome is unknown")
+            self._settle(batch, [failure] * len(batch))
+            raise
+        except BaseException as exc:  # every caller of a failed transaction gets the error
+            outcomes = [exc] * len(batch)
+        self.batches += 1
+        self.items += len(batch)
+        self._settle(batch, outcomes)
+
+    @staticmethod
+    def _settle(
+        batch: list[tuple[T, asyncio.Future[R]]], outcomes: Sequence[R | BaseException]
+    ) -> None:
+        for (_, future), outcome in zip(batch, outcomes):
+            if future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+    async def close(self) -> None:
+        """Refuse new items and wait until every queued item is written."""
+        self._closed = True
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)

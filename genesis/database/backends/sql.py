@@ -1,0 +1,544 @@
+"""SQL shared by the SQLite and PostgreSQL backends.
+
+Both backends store a run in the same tables (``programs``, ``archive``, ``metadata_store``,
+``islands``, ``generation_event_log``, ``attempt_log``) and answer the protocol's reads with the
+same statements. Statements are written once with ``?`` placeholders; a :class:`Dialect`
+translates them and supplies the few fragments that differ (row ids, JSON access, casts).
+A backend subclasses :class:`SQLSession` with its own four primitives (``_all``, ``_one``,
+``_run``, ``_run_many``) and its bulk insert.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from genesis.database.codec import (
+    PROGRAM_COLUMNS,
+    decode_json,
+    dumps,
+    encode_json,
+    encode_program,
+    program_from_row,
+    unpack_embedding,
+)
+from genesis.database.errors import ConfigurationError, DuplicateJobError, IntegrityError
+from genesis.database.program import Program
+from genesis.database.protocol import (
+    AttemptEvent,
+    GenerationEvent,
+    IslandStats,
+    Order,
+    ProgramSummary,
+)
+
+__all__ = ["Dialect", "EncodedProgram", "SQLSession", "encode_for_insert", "metric_name"]
+
+# An encoded program ready for insertion: (column values, in_archive, count_children).
+EncodedProgram = tuple[tuple[Any, ...], bool, bool]
+_SUMMARY = "p.id, p.island_idx, p.generation, p.combined_score, p.correct, p.children_count, " \
+           "p.timestamp"
+_ORDER_COLUMNS: dict[str, str] = {
+    "score": "p.combined_score",
+    "generation": "p.generation",
+    "timestamp": "p.timestamp",
+    "id": "p.id",
+}
+_CHUNK = 400
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The fragments of SQL in which SQLite and PostgreSQL differ."""
+
+    name: str
+    placeholder: str
+    seq: str
+    embedding_column: str
+    embedding_select: str
+    json_cast: str
+    metric_value: str
+    metric_is_number: str
+    average_metrics: str
+    raise_metadata: str
+
+    def sql(self, text: str) -> str:
+        """Translate a statement written with ``?`` placeholders."""
+        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+    def metric_param(self, metric: str) -> str:
+        """Return the parameter that addresses ``public_metrics[metric]``."""
+        return f'$."{metric}"' if self.name == "sqlite" else metric
+
+
+def metric_name(metric: str) -> str:
+    """Validate a public-metric name used in an ORDER BY."""
+    if not isinstance(metric, str) or not metric or '"' in metric or "\\" in metric:
+        raise ConfigurationError(f"metric {metric!r} is not a valid public_metrics key")
+    return metric
+
+
+def encode_for_insert(
+    program: Program, max_code_bytes: int, count_children: bool = True
+) -> EncodedProgram:
+    """Validate and encode a program for a backend insert."""
+    return encode_program(program, max_code_bytes), bool(program.in_archive), count_children
+
+
+def _summary(row: Sequence[Any]) -> ProgramSummary:
+    return ProgramSummary(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6])
+
+
+def _numeric_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+class SQLSession:
+    """Protocol reads and writes on one connection, in SQL common to both backends."""
+
+    dialect: Dialect
+
+    # Primitives a backend provides -------------------------------------------------------
+
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
+        raise NotImplementedError
+
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
+        raise NotImplementedError
+
+    async def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        raise NotImplementedError
+
+    async def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    async def _insert_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        raise NotImplementedError
+
+    # Decoding ----------------------------------------------------------------------------
+
+    def _select(self, where: str = "", tail: str = "") -> str:
+        columns = ", ".join(
+            self.dialect.embedding_select if name == "embedding" else f"p.{name}"
+            for name in PROGRAM_COLUMNS[:-1]
+        )
+        archived = "EXISTS (SELECT 1 FROM archive a WHERE a.program_id = p.id)"
+        sql = f"SELECT {columns}, {archived} FROM programs p"
+        if where:
+            sql += f" WHERE {where}"
+        if tail:
+            sql += f" {tail}"
+        return self.dialect.sql(sql)
+
+    def _program(self, row: Sequence[Any]) -> Program:
+        values = dict(zip(PROGRAM_COLUMNS[:-1], row))
+        for name in ("archive_inspiration_ids", "top_k_inspiration_ids", "embedding_pca_2d",
+                     "embedding_pca_3d", "migration_history"):
+            values[name] = decode_json(values[name], list)
+        for name in ("public_metrics", "private_metrics", "metadata"):
+            values[name] = decode_json(values[name], dict)
+        embedding = values["embedding"]
+        values["embedding"] = (
+            decode_json(embedding, list) if isinstance(embedding, str)
+            else unpack_embedding(embedding)
+        )
+        return program_from_row(values, bool(row[-1]))
+
+    async def _programs(self, sql: str, params: Sequence[Any] = ()) -> list[Program]:
+        return [self._program(row) for row in await self._all(sql, params)]
+
+    async def _program_or_none(self, sql: str, params: Sequence[Any] = ()) -> Program | None:
+        row = await self._one(sql, params)
+        return self._program(row) if row is not None else None
+
+    # Reads -------------------------------------------------------------------------------
+
+    async def get(self, program_id: str) -> Program | None:
+        """Return the program with this id, or None."""
+        return await self._program_or_none(self._select("p.id = ?"), (program_id,))
+
+    async def get_many(self, program_ids: Sequence[str]) -> list[Program]:
+        """Return the programs with these ids in the given order, skipping missing ones."""
+        found: dict[str, Program] = {}
+        unique = list(dict.fromkeys(program_ids))
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start:start + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            for program in await self._programs(self._select(f"p.id IN ({marks})"), chunk):
+                found[program.id] = program
+        return [found[pid] for pid in program_ids if pid in found]
+
+    async def summaries(self, program_ids: Sequence[str]) -> list[ProgramSummary]:
+        """Return summaries of these programs in the given order, skipping missing ones."""
+        found: dict[str, ProgramSummary] = {}
+        unique = list(dict.fromkeys(program_ids))
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start:start + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            sql = self.dialect.sql(f"SELECT {_SUMMARY} FROM programs p WHERE p.id IN ({marks})")
+            for row in await self._all(sql, chunk):
+                found[row[0]] = _summary(row)
+        return [found[pid] for pid in program_ids if pid in found]
+
+    async def count(self) -> int:
+        """Return the number of programs (from the islands counters)."""
+        row = await self._one("SELECT COALESCE(SUM(programs), 0) FROM islands")
+        return int(row[0]) if row else 0
+
+    async def count_and_last_timestamp(self) -> tuple[int, float | None]:
+        """Return the number of programs and the newest timestamp."""
+        row = await self._one("SELECT MAX(timestamp) FROM programs")
+        return await self.count(), (row[0] if row else None)
+
+    async def island_stats(self) -> list[IslandStats]:
+        """Return per-island counts, ordered by island index."""
+        rows = await self._all(
+            "SELECT island_idx, programs, correct, best_score FROM islands "
+            "WHERE island_idx >= 0 AND programs > 0 ORDER BY island_idx"
+        )
+        return [IslandStats(int(r[0]), int(r[1]), int(r[2]), r[3]) for r in rows]
+
+    async def earliest_program(self) -> Program | None:
+        """Return the program with the smallest timestamp (the run's initial program)."""
+        return await self._program_or_none(
+            self._select(tail=f"ORDER BY p.timestamp, {self.dialect.seq} LIMIT 1")
+        )
+
+    async def best_program(self, metric: str | None = None) -> Program | None:
+        """Return the best correct program by combined_score (or a public metric)."""
+        if metric is None:
+            return await self._program_or_none(self._select(
+                "p.correct = TRUE AND p.combined_score IS NOT NULL",
+                "ORDER BY p.combined_score DESC NULLS LAST, p.timestamp DESC LIMIT 1",
+            ))
+        top = await self._metric_order(metric, correct_only=True, limit=1)
+        return top[0] if top else None
+
+    async def _metric_order(self, metric: str, correct_only: bool, limit: int) -> list[Program]:
+        param = self.dialect.metric_param(metric_name(metric))
+        where = self.dialect.metric_is_number
+        if correct_only:
+            where += " AND p.correct = TRUE"
+        sql = self._select(where, f"ORDER BY {self.dialect.metric_value} DESC, p.timestamp DESC "
+                                  "LIMIT ?")
+        return await self._programs(sql, (param, param, limit))
+
+    async def top_programs(
+        self, n: int, metric: str | None = "combined_score", correct_only: bool = False
+    ) -> list[Program]:
+        """Return up to ``n`` programs, best first, by combined_score/timestamp/a metric."""
+        if n <= 0:
+            return []
+        correct = " AND p.correct = TRUE" if correct_only else ""
+        if metric == "combined_score":
+            return await self._programs(self._select(
+                f"p.combined_score IS NOT NULL{correct}",
+                "ORDER BY p.combined_score DESC NULLS LAST, p.timestamp DESC LIMIT ?"), (n,))
+        if metric == "timestamp":
+            where = "p.correct = TRUE" if correct_only else ""
+            return await self._programs(self._select(where, "ORDER BY p.timestamp DESC LIMIT ?"),
+                                        (n,))
+        if metric is None:
+            average = self.dialect.average_metrics
+            return await self._programs(self._select(
+                f"{average} IS NOT NULL{correct}", f"ORDER BY {average} DESC LIMIT ?"), (n,))
+        return await self._metric_order(metric, correct_only, n)
+
+    async def nth_program(
+        self,
+        *,
+        island: int | None,
+        correct: bool | None,
+        order: Order,
+        descending: bool,
+        offset: int = 0,
+        generation: int | None = None,
+    ) -> Program | None:
+        """Return the program at ``offset`` in an indexed ordering of one island (or all)."""
+        clauses, params = [], []
+        if island is not None:
+            clauses.append("p.island_idx = ?")
+            params.append(island)
+        if correct is not None:
+            clauses.append("p.correct = TRUE" if correct else "p.correct = FALSE")
+        if generation is not None:
+            clauses.append("p.generation = ?")
+            params.append(generation)
+        direction = "DESC" if descending else "ASC"
+        tail = f"ORDER BY {_ORDER_COLUMNS[order]} {direction}"
+        if order == "score":
+            tail += " NULLS LAST" if descending else " NULLS FIRST"
+        if order != "id":
+            tail += f", p.id {direction}"
+        sql = self._select(" AND ".join(clauses), f"{tail} LIMIT 1 OFFSET ?")
+        return await self._program_or_none(sql, (*params, max(0, int(offset))))
+
+    async def programs_by_generation(self, generation: int) -> list[Program]:
+        """Return the programs of one generation."""
+        return await self._programs(
+            self._select("p.generation = ?", f"ORDER BY {self.dialect.seq}"), (generation,)
+        )
+
+    async def iter_programs(self, batch_size: int = 500) -> AsyncIterator[list[Program]]:
+        """Yield every program in insertion order, ``batch_size`` at a time."""
+        seq = self.dialect.seq
+        last = -1
+        sql = self._select(f"{seq} > ?", f"ORDER BY {seq} LIMIT ?").replace(
+            "SELECT ", f"SELECT {seq}, ", 1
+        )
+        while True:
+            rows = await self._all(sql, (last, batch_size))
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [self._program(row[1:]) for row in rows]
+
+    async def ancestry(self, program_id: str, max_ancestors: int = 10) -> list[Program]:
+        """Return up to ``max_ancestors`` ancestors, oldest first."""
+        if max_ancestors <= 0:
+            return []
+        rows = await self._all(self.dialect.sql(
+            "WITH RECURSIVE chain(id, depth) AS ("
+            " SELECT parent_id, 1 FROM programs WHERE id = ? AND parent_id IS NOT NULL"
+            " UNION ALL"
+            " SELECT p.parent_id, c.depth + 1 FROM programs p JOIN chain c ON p.id = c.id"
+            " WHERE p.parent_id IS NOT NULL AND c.depth < ?"
+            ") SELECT id FROM chain ORDER BY depth"), (program_id, max_ancestors))
+        chain = [row[0] for row in rows]
+        found = {p.id: p for p in await self.get_many(chain)}
+        ancestors = []
+        for pid in chain:
+            if pid not in found:
+                break
+            ancestors.append(found[pid])
+        return ancestors[::-1]
+
+    async def archive_summaries(self, island: int | None = None) -> list[ProgramSummary]:
+        """Return the archive's correct members (of one island, or all)."""
+        sql = (f"SELECT {_SUMMARY} FROM archive a JOIN programs p ON p.id = a.program_id "
+               "WHERE p.correct = TRUE")
+        if island is None:
+            return [_summary(r) for r in await self._all(sql + " ORDER BY p.id")]
+        sql += " AND p.island_idx = ? ORDER BY p.id"
+        return [_summary(r) for r in await self._all(self.dialect.sql(sql), (island,))]
+
+    async def archive_count(self) -> int:
+        """Return the number of archive members."""
+        row = await self._one("SELECT COUNT(*) FROM archive")
+        return int(row[0]) if row else 0
+
+    async def migration_candidates(self, island: int) -> list[ProgramSummary]:
+        """Return the correct programs of generation > 0 on an island."""
+        sql = self.dialect.sql(
+            f"SELECT {_SUMMARY} FROM programs p WHERE p.island_idx = ? AND p.correct = TRUE "
+            "AND p.generation > 0 ORDER BY p.id"
+        )
+        return [_summary(r) for r in await self._all(sql, (island,))]
+
+    async def by_source_job_id(self, job_id: str) -> Program | None:
+        """Return the program produced by this job, through the unique index."""
+        return await self._program_or_none(self._select("p.source_job_id = ?"), (job_id,))
+
+    async def get_metadata(self, key: str) -> str | None:
+        """Return a metadata_store value (None if absent)."""
+        row = await self._one(self.dialect.sql("SELECT value FROM metadata_store WHERE key = ?"),
+                              (key,))
+        return row[0] if row else None
+
+    async def all_metadata(self) -> dict[str, str | None]:
+        """Return the whole metadata_store."""
+        rows = await self._all("SELECT key, value FROM metadata_store ORDER BY key")
+        return {row[0]: row[1] for row in rows}
+
+    async def embedding_ids(self, island: int) -> list[str]:
+        """Return the ids of an island's programs that have an embedding, sorted."""
+        column = self.dialect.embedding_column
+        rows = await self._all(self.dialect.sql(
+            f"SELECT id FROM programs WHERE island_idx = ? AND {column} IS NOT NULL ORDER BY id"
+        ), (island,))
+        return [row[0] for row in rows]
+
+    async def embeddings(self, program_ids: Sequence[str]) -> dict[str, bytes]:
+        """Return float64 embedding blobs of these programs."""
+        column = self.dialect.embedding_column
+        found: dict[str, bytes] = {}
+        unique = list(dict.fromkeys(program_ids))
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start:start + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            sql = self.dialect.sql(
+                f"SELECT id, {column} FROM programs WHERE id IN ({marks}) AND {column} IS NOT NULL"
+            )
+            for row in await self._all(sql, chunk):
+                found[row[0]] = bytes(row[1])
+        return found
+
+    async def generation_events(self) -> list[GenerationEvent]:
+        """Return the generation event log, oldest first."""
+        rows = await self._all("SELECT generation, status, source_job_id, details, created_at "
+                               "FROM generation_event_log ORDER BY id")
+        return [GenerationEvent(r[0], r[1], r[2], _details(r[3]), r[4]) for r in rows]
+
+    async def attempt_events(self) -> list[AttemptEvent]:
+        """Return the attempt log, oldest first."""
+        rows = await self._all("SELECT generation, stage, status, details, created_at "
+                               "FROM attempt_log ORDER BY id")
+        return [AttemptEvent(r[0], r[1], r[2], _details(r[3]), r[4]) for r in rows]
+
+    # Writes ------------------------------------------------------------------------------
+
+    async def insert(self, programs: Sequence[Program], *, count_children: bool = True) -> None:
+        """Insert programs; bump parents' children_count and last_iteration."""
+        max_bytes = getattr(self, "max_code_bytes", 8 * 1024 * 1024)
+        await self.insert_encoded(
+            [encode_for_insert(p, max_bytes, count_children) for p in programs]
+        )
+
+    async def insert_encoded(self, items: Sequence[EncodedProgram]) -> None:
+        """Insert already-validated programs and apply their side effects."""
+        if not items:
+            return
+        await self._insert_rows([values for values, _, _ in items])
+        archived = [(values[0],) for values, in_archive, _ in items if in_archive]
+        if archived:
+            await self._run_many(
+                self.dialect.sql("INSERT INTO archive (program_id) VALUES (?) "
+                                 "ON CONFLICT DO NOTHING"), archived)
+        parents = Counter(values[3] for values, _, count in items if count and values[3])
+        if parents:
+            await self._run_many(
+                self.dialect.sql("UPDATE programs SET children_count = children_count + ? "
+                                 "WHERE id = ?"),
+                [(parents[pid], pid) for pid in sorted(parents)],
+            )
+        await self.raise_metadata("last_iteration", max(values[7] for values, _, _ in items))
+
+    async def insert_isolated(
+        self, items: Sequence[EncodedProgram]
+    ) -> list[str | BaseException]:
+        """Insert group-committed programs so that a bad item fails only itself.
+
+        Returns, per item, the id stored for it (an already stored program's id when its
+        ``source_job_id`` was seen before) or the exception that refused it.
+        """
+        outcomes: list[str | BaseException | None] = [None] * len(items)
+        owners = await self._job_owners({v[-1] for v, _, _ in items if v[-1] is not None})
+        first, later, seen = [], [], set()
+        for index, (values, _, _) in enumerate(items):
+            job = values[-1]
+            if job is not None and job in owners:
+                outcomes[index] = owners[job]
+            elif job is not None and job in seen:
+                later.append(index)
+            else:
+                seen.add(job)
+                first.append(index)
+        if first:
+            try:
+                await self._run("SAVEPOINT genesis_batch")
+                await self.insert_encoded([items[i] for i in first])
+                await self._run("RELEASE SAVEPOINT genesis_batch")
+                for index in first:
+                    outcomes[index] = items[index][0][0]
+            except IntegrityError:
+                await self._run("ROLLBACK TO SAVEPOINT genesis_batch")
+                await self._run("RELEASE SAVEPOINT genesis_batch")
+                later = first + later
+        for index in sorted(later):
+            outcomes[index] = await self._insert_one(items[index])
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    async def _job_owners(self, jobs: set[str]) -> dict[str, str]:
+        owners: dict[str, str] = {}
+        ordered = sorted(jobs)
+        for start in range(0, len(ordered), _CHUNK):
+            chunk = ordered[start:start + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            sql = self.dialect.sql(
+                f"SELECT source_job_id, id FROM programs WHERE source_job_id IN ({marks})"
+            )
+            owners.update({row[0]: row[1] for row in await self._all(sql, chunk)})
+        return owners
+
+    async def _insert_one(self, item: EncodedProgram) -> str | BaseException:
+        job = item[0][-1]
+        if job is not None:
+            owner = await self._job_owners({job})
+            if owner:
+                return owner[job]
+        try:
+            await self._run("SAVEPOINT genesis_item")
+            await self.insert_encoded([item])
+            await self._run("RELEASE SAVEPOINT genesis_item")
+            return item[0][0]
+        except IntegrityError as exc:
+            await self._run("ROLLBACK TO SAVEPOINT genesis_item")
+            await self._run("RELEASE SAVEPOINT genesis_item")
+            if isinstance(exc, DuplicateJobError) and job is not None:
+                owner = await self._job_owners({job})
+                if owner:
+                    return owner[job]
+            return exc
+
+    async def set_metadata(self, key: str, value: str | None) -> None:
+        """Set a metadata_store value."""
+        await self._run(self.dialect.sql(
+            "INSERT INTO metadata_store (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value"), (key, value))
+
+    async def raise_metadata(self, key: str, value: float) -> bool:
+        """Set a numeric metadata value if it is larger than the stored one."""
+        changed = await self._run(self.dialect.raise_metadata, (key, _numeric_text(value)))
+        return changed > 0
+
+    async def archive_add(self, program_ids: Sequence[str]) -> None:
+        """Add programs to the archive."""
+        await self._run_many(
+            self.dialect.sql("INSERT INTO archive (program_id) VALUES (?) ON CONFLICT DO NOTHING"),
+            [(pid,) for pid in program_ids],
+        )
+
+    async def archive_remove(self, program_ids: Sequence[str]) -> None:
+        """Remove programs from the archive."""
+        await self._run_many(self.dialect.sql("DELETE FROM archive WHERE program_id = ?"),
+                             [(pid,) for pid in program_ids])
+
+    async def move_program(self, program_id: str, island: int, event: dict[str, Any]) -> None:
+        """Move a program to another island and append ``event`` to its migration history."""
+        row = await self._one(
+            self.dialect.sql("SELECT migration_history FROM programs WHERE id = ?"), (program_id,)
+        )
+        if row is None:
+            return
+        history = decode_json(row[0], list)
+        history.append(event)
+        await self._run(self.dialect.sql(
+            f"UPDATE programs SET island_idx = ?, migration_history = {self.dialect.json_cast} "
+            "WHERE id = ?"), (island, dumps(history), program_id))
+
+    async def record_generation_event(self, event: GenerationEvent) -> None:
+        """Append to the generation event log."""
+        await self._run(self.dialect.sql(
+            "INSERT INTO generation_event_log (generation, status, source_job_id, details, "
+            f"created_at) VALUES (?, ?, ?, {self.dialect.json_cast}, ?)"),
+            (event.generation, event.status, event.source_job_id, _details_text(event.details),
+             event.created_at or time.time()))
+
+    async def record_attempt_event(self, event: AttemptEvent) -> None:
+        """Append to the attempt log."""
+        await self._run(self.dialect.sql(
+            "INSERT INTO attempt_log (generation, stage, status, details, created_at) "
+            f"VALUES (?, ?, ?, {self.dialect.json_cast}, ?)"),
+            (event.generation, event.stage, event.status, _details_text(event.details),
+             event.created_at or time.time()))
+
+
+def _details(value: Any) -> dict[str, Any] | None:
+    return None if value is None else decode_json(value, dict)
+
+
+def _details_text(details: dict[str, Any] | None) -> str | None:
+    return None if details is None else encode_json("details", details, kind=dict)

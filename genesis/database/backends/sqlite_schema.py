@@ -1,0 +1,319 @@
+"""SQLite schema: versions, ordered forward-only upgrade steps, and file preparation.
+
+The version lives in ``PRAGMA user_version``. ShinkaEvolve files carry version 0; step 1
+brings any of their generations to the common baseline (missing columns and tables added),
+step 2 adds what Genesis needs (binary embeddings, the ``source_job_id`` unique index, the
+``islands`` counters kept exact by triggers, composite indexes). Legacy columns and rows are
+never rewritten. Upgrades run inside ``BEGIN IMMEDIATE`` and re-read the version once the
+write lock is held, so two processes opening one file at once upgrade it exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from genesis.database.codec import pack_embedding
+from genesis.database.errors import (
+    DatabaseLockedError,
+    NotAProgramDatabaseError,
+    SchemaError,
+)
+
+__all__ = ["SCHEMA_VERSION", "connect_file", "prepare_file", "read_version", "upgrade"]
+
+SCHEMA_VERSION = 2
+
+_LEGACY_PROGRAMS = """
+CREATE TABLE IF NOT EXISTS programs (
+    id TEXT PRIMARY KEY,
+    code TEXT NOT NULL,
+    language TEXT NOT NULL,
+    parent_id TEXT,
+    archive_inspiration_ids TEXT,
+    top_k_inspiration_ids TEXT,
+    generation INTEGER NOT NULL,
+    timestamp REAL NOT NULL,
+    code_diff TEXT,
+    combined_score REAL,
+    public_metrics TEXT,
+    private_metrics TEXT,
+    text_feedback TEXT,
+    complexity REAL,
+    embedding TEXT,
+    embedding_pca_2d TEXT,
+    embedding_pca_3d TEXT,
+    embedding_cluster_id INTEGER,
+    correct BOOLEAN DEFAULT 0,
+    children_count INTEGER NOT NULL DEFAULT 0,
+    metadata TEXT,
+    migration_history TEXT,
+    island_idx INTEGER,
+    system_prompt_id TEXT
+)"""
+# Columns some ShinkaEvolve generations lack, with the definition they are added with.
+_LEGACY_OPTIONAL_COLUMNS = {
+    "archive_inspiration_ids": "TEXT",
+    "top_k_inspiration_ids": "TEXT",
+    "code_diff": "TEXT",
+    "text_feedback": "TEXT DEFAULT ''",
+    "complexity": "REAL",
+    "embedding": "TEXT",
+    "embedding_pca_2d": "TEXT",
+    "embedding_pca_3d": "TEXT",
+    "embedding_cluster_id": "INTEGER",
+    "metadata": "TEXT",
+    "migration_history": "TEXT",
+    "island_idx": "INTEGER",
+    "system_prompt_id": "TEXT",
+}
+_LEGACY_TABLES = (
+    """CREATE TABLE IF NOT EXISTS archive (
+        program_id TEXT PRIMARY KEY,
+        FOREIGN KEY (program_id) REFERENCES programs(id) ON DELETE CASCADE
+    )""",
+    "CREATE TABLE IF NOT EXISTS metadata_store (key TEXT PRIMARY KEY, value TEXT)",
+    """CREATE TABLE IF NOT EXISTS generation_event_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        generation INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        source_job_id TEXT,
+        details TEXT,
+        created_at REAL NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS attempt_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        generation INTEGER NOT NULL,
+        stage TEXT NOT NULL,
+        status TEXT NOT NULL,
+        details TEXT,
+        created_at REAL NOT NULL
+    )""",
+)
+_LEGACY_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS idx_programs_generation ON programs(generation)",
+    "CREATE INDEX IF NOT EXISTS idx_programs_timestamp ON programs(timestamp)",
+    "CREATE INDEX IF NOT EXISTS idx_programs_complexity ON programs(complexity)",
+    "CREATE INDEX IF NOT EXISTS idx_programs_parent_id ON programs(parent_id)",
+    "CREATE INDEX IF NOT EXISTS idx_programs_children_count ON programs(children_count)",
+    "CREATE INDEX IF NOT EXISTS idx_programs_island_idx ON programs(island_idx)",
+    "CREATE INDEX IF NOT EXISTS idx_programs_system_prompt_id ON programs(system_prompt_id)",
+    "CREATE INDEX IF NOT EXISTS idx_generation_event_log_generation "
+    "ON generation_event_log(generation)",
+    "CREATE INDEX IF NOT EXISTS idx_attempt_log_generation ON attempt_log(generation)",
+)
+
+_GENESIS_DDL = (
+    "ALTER TABLE programs ADD COLUMN embedding_vec BLOB",
+    "ALTER TABLE programs ADD COLUMN source_job_id TEXT",
+    # Indexes that only slow every write (children_count changes on each child) go away.
+    "DROP INDEX IF EXISTS idx_programs_children_count",
+    "DROP INDEX IF EXISTS idx_programs_complexity",
+    "DROP INDEX IF EXISTS idx_programs_island_idx",
+    """CREATE TABLE islands (
+        island_idx INTEGER PRIMARY KEY,
+        programs INTEGER NOT NULL DEFAULT 0,
+        correct INTEGER NOT NULL DEFAULT 0,
+        best_score REAL
+    )""",
+    "CREATE INDEX idx_programs_island_correct_score "
+    "ON programs(island_idx, correct, combined_score)",
+    "CREATE INDEX idx_programs_island_correct_generation "
+    "ON programs(island_idx, correct, generation)",
+    "CREATE INDEX idx_programs_correct_score ON programs(correct, combined_score, timestamp)",
+    "CREATE INDEX idx_programs_score ON programs(combined_score, timestamp)",
+    "CREATE INDEX idx_programs_island_embedding ON programs(island_idx, id) "
+    "WHERE embedding_vec IS NOT NULL",
+)
+_GENESIS_INDEXES_AFTER_FILL = (
+    "CREATE UNIQUE INDEX idx_programs_source_job_id ON programs(source_job_id) "
+    "WHERE source_job_id IS NOT NULL",
+)
+_ISLAND_TRIGGERS = (
+    """CREATE TRIGGER programs_islands_insert AFTER INSERT ON programs BEGIN
+        INSERT INTO islands (island_idx, programs, correct, best_score)
+        VALUES (COALESCE(NEW.island_idx, -1), 1, NEW.correct != 0,
+                CASE WHEN NEW.correct THEN NEW.combined_score END)
+        ON CONFLICT (island_idx) DO UPDATE SET
+            programs = programs + 1,
+            correct = correct + excluded.correct,
+            best_score = COALESCE(MAX(best_score, excluded.best_score), best_score,
+                                  excluded.best_score);
+    END""",
+    """CREATE TRIGGER programs_islands_update
+    AFTER UPDATE OF island_idx, correct, combined_score ON programs BEGIN
+        UPDATE islands SET programs = programs - 1, correct = correct - (OLD.correct != 0)
+        WHERE island_idx = COALESCE(OLD.island_idx, -1);
+        INSERT INTO islands (island_idx, programs, correct)
+        VALUES (COALESCE(NEW.island_idx, -1), 1, NEW.correct != 0)
+        ON CONFLICT (island_idx) DO UPDATE SET
+            programs = programs + 1, correct = correct + excluded.correct;
+        UPDATE islands SET best_score = (
+            SELECT MAX(p.combined_score) FROM programs p
+            WHERE p.island_idx = islands.island_idx AND p.correct = TRUE)
+        WHERE island_idx IN (COALESCE(OLD.island_idx, -1), COALESCE(NEW.island_idx, -1));
+    END""",
+    """CREATE TRIGGER programs_islands_delete AFTER DELETE ON programs BEGIN
+        UPDATE islands SET programs = programs - 1, correct = correct - (OLD.correct != 0),
+            best_score = (SELECT MAX(p.combined_score) FROM programs p
+                          WHERE p.island_idx = islands.island_idx AND p.correct = TRUE)
+        WHERE island_idx = COALESCE(OLD.island_idx, -1);
+    END""",
+)
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {row[0] for row in rows}
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def read_version(conn: sqlite3.Connection) -> int:
+    """Return the file's schema version (0 for a new file or a ShinkaEvolve file)."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    tables = _tables(conn) - {"sqlite_sequence"}
+    if tables and "programs" not in tables:
+        raise NotAProgramDatabaseError(
+            f"this SQLite file has tables ({', '.join(sorted(tables)[:5])}) but no 'programs' "
+            "table: it is not a program database"
+        )
+    if version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"schema version {version} is newer than this Genesis supports ({SCHEMA_VERSION}); "
+            "upgrade Genesis"
+        )
+    return version
+
+
+def _step_legacy_baseline(conn: sqlite3.Connection) -> None:
+    conn.execute(_LEGACY_PROGRAMS)
+    present = _columns(conn, "programs")
+    for name, definition in _LEGACY_OPTIONAL_COLUMNS.items():
+        if name not in present:
+            conn.execute(f"ALTER TABLE programs ADD COLUMN {name} {definition}")
+    for statement in (*_LEGACY_TABLES, *_LEGACY_INDEXES):
+        conn.execute(statement)
+
+
+def _fill_embeddings(conn: sqlite3.Connection) -> None:
+    rows = conn.execute(
+        "SELECT rowid, embedding FROM programs WHERE embedding IS NOT NULL "
+        "AND embedding NOT IN ('', '[]', 'null')"
+    ).fetchall()
+    updates = []
+    for rowid, text in rows:
+        try:
+            values = json.loads(text)
+            blob = pack_embedding(values) if isinstance(values, list) else None
+        except (ValueError, TypeError):
+            blob = None  # an unreadable legacy embedding stays only in its text column
+        if blob is not None:
+            updates.append((blob, rowid))
+    conn.executemany("UPDATE programs SET embedding_vec = ? WHERE rowid = ?", updates)
+
+
+def _fill_job_ids(conn: sqlite3.Connection) -> None:
+    rows = conn.execute(
+        "SELECT rowid, json_extract(metadata, '$.source_job_id') FROM programs "
+        "WHERE json_valid(metadata) AND json_type(metadata, '$.source_job_id') "
+        "IN ('text', 'integer') ORDER BY rowid"
+    ).fetchall()
+    seen: set[str] = set()
+    updates = []
+    for rowid, job in rows:
+        job = str(job)
+        if job not in seen:  # a legacy duplicate keeps its metadata but not the index entry
+            seen.add(job)
+            updates.append((job, rowid))
+    conn.executemany("UPDATE programs SET source_job_id = ? WHERE rowid = ?", updates)
+
+
+def _step_genesis(conn: sqlite3.Connection) -> None:
+    for statement in _GENESIS_DDL:
+        conn.execute(statement)
+    _fill_embeddings(conn)
+    _fill_job_ids(conn)
+    for statement in _GENESIS_INDEXES_AFTER_FILL:
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO islands (island_idx, programs, correct, best_score) "
+        "SELECT COALESCE(island_idx, -1), COUNT(*), SUM(correct != 0), "
+        "MAX(CASE WHEN correct THEN combined_score END) FROM programs GROUP BY 1"
+    )
+    for statement in _ISLAND_TRIGGERS:
+        conn.execute(statement)
+
+
+STEPS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _step_legacy_baseline,  # 0 -> 1
+    _step_genesis,  # 1 -> 2
+)
+assert len(STEPS) == SCHEMA_VERSION
+
+
+def upgrade(conn: sqlite3.Connection) -> tuple[int, int]:
+    """Apply pending steps in one write transaction; return (version before, after)."""
+    before = read_version(conn)
+    if before == SCHEMA_VERSION:
+        return before, before
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        before = read_version(conn)
+        for step in STEPS[before:]:
+            step(conn)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return before, SCHEMA_VERSION
+
+
+def connect_file(
+    path: str | Path, *, read_only: bool = False, busy_timeout: float = 60.0
+) -> sqlite3.Connection:
+    """Open a plain sqlite3 connection in autocommit mode with the busy timeout set."""
+    if read_only:
+        uri = f"file:{Path(path).resolve().as_posix()}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None,
+                               check_same_thread=False)
+    else:
+        conn = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None,
+                               check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    return conn
+
+
+def _enable_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    if str(mode).lower() != "wal":
+        raise DatabaseLockedError(f"could not switch the file to WAL mode (mode is {mode})")
+
+
+def prepare_file(
+    path: str | Path, *, read_only: bool = False, busy_timeout: float = 60.0
+) -> tuple[int, int]:
+    """Make a file ready: WAL mode and the current schema; return (version before, after)."""
+    conn = connect_file(path, read_only=read_only, busy_timeout=busy_timeout)
+    try:
+        if read_only:
+            version = read_version(conn)
+            return version, version
+        _enable_wal(conn, busy_timeout)
+        return upgrade(conn)
+    finally:
+        conn.close()

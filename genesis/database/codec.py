@@ -1,0 +1,344 @@
+"""Validation and encoding of programs into column values, shared by every backend.
+
+Storage policy (documented in the README):
+
+* JSON fields (metrics, metadata, inspiration ids, PCA vectors, migration history) hold
+  JSON values: dicts, lists, strings, finite numbers, booleans and null. Tuples and numpy
+  values are converted (``.tolist()``); keys become strings, as in JSON.
+* **NaN and infinity are rejected** everywhere (scores, complexity, metrics, metadata,
+  embeddings) with an :class:`InvalidProgramError` naming the field, for example
+  ``public_metrics['loss']``. Nothing is written when a program is refused.
+* Text must be valid Unicode without NUL characters (PostgreSQL cannot store either).
+* Embeddings are stored as little-endian float64 blobs: exact, and about three times
+  smaller and much faster to read than JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+import sys
+from array import array
+from collections.abc import Iterator, Mapping
+from numbers import Real
+from typing import Any
+
+from genesis.database.errors import InvalidProgramError
+from genesis.database.program import Program
+
+__all__ = [
+    "JSON_COLUMNS",
+    "PROGRAM_COLUMNS",
+    "decode_json",
+    "dumps",
+    "encode_json",
+    "encode_program",
+    "pack_embedding",
+    "program_from_row",
+    "unpack_embedding",
+]
+
+# Canonical column order of an encoded program; backends list their columns in this order.
+PROGRAM_COLUMNS: tuple[str, ...] = (
+    "id", "code", "language", "parent_id", "archive_inspiration_ids",
+    "top_k_inspiration_ids", "island_idx", "generation", "timestamp", "code_diff",
+    "combined_score", "public_metrics", "private_metrics", "text_feedback", "correct",
+    "children_count", "complexity", "embedding", "embedding_pca_2d", "embedding_pca_3d",
+    "embedding_cluster_id", "migration_history", "metadata", "system_prompt_id",
+    "source_job_id",
+)
+JSON_COLUMNS: dict[str, type] = {
+    "archive_inspiration_ids": list,
+    "top_k_inspiration_ids": list,
+    "public_metrics": dict,
+    "private_metrics": dict,
+    "embedding_pca_2d": list,
+    "embedding_pca_3d": list,
+    "migration_history": list,
+    "metadata": dict,
+}
+INT32 = (-(2**31), 2**31 - 1)
+MAX_ID_CHARS = 1024
+_BIG_ENDIAN = sys.byteorder == "big"
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (set, frozenset)):
+        raise TypeError(f"a {type(value).__name__} is not JSON (use a list)")
+    raise TypeError(f"a {type(value).__name__} is not JSON")
+
+
+_encoder = json.JSONEncoder(
+    allow_nan=False, ensure_ascii=False, separators=(",", ":"), default=_json_default
+)
+dumps = _encoder.encode
+
+
+def _walk(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    yield path, value
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        value = value.tolist()
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _walk(item, f"{path}[{key!r}]")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _walk(item, f"{path}[{index}]")
+
+
+def _first(value: Any, path: str, bad: Any) -> str:
+    for where, item in _walk(value, path):
+        if bad(item):
+            return where
+    return path
+
+
+def _nonfinite(item: Any) -> bool:
+    return isinstance(item, float) and not math.isfinite(item)
+
+
+def _not_json(item: Any) -> bool:
+    if hasattr(item, "tolist"):
+        return False
+    if isinstance(item, Mapping):
+        return any(not isinstance(k, (str, int, float, bool, type(None))) for k in item)
+    return not isinstance(item, (str, int, float, bool, type(None), list, tuple))
+
+
+def _check_text(name: str, text: str, pid: Any, escaped_nul: bool = False) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidProgramError(
+                name, f"is not valid Unicode (lone surrogate at character {exc.start})", pid
+            ) from None
+    if ("\\u0000" if escaped_nul else "\x00") in text:
+        raise InvalidProgramError(name, "contains a NUL character, which cannot be stored", pid)
+
+
+def encode_json(name: str, value: Any, pid: Any = None, kind: type | None = None) -> str:
+    """Return ``value`` as JSON text, or raise InvalidProgramError naming ``name``."""
+    kind = kind or JSON_COLUMNS[name]
+    if value is None:
+        value = kind()
+    elif not isinstance(value, kind):
+        if kind is list and isinstance(value, tuple):
+            value = list(value)
+        elif kind is dict and isinstance(value, Mapping):
+            value = dict(value)
+        else:
+            raise InvalidProgramError(
+                name, f"expected a {kind.__name__}, got {type(value).__name__}", pid
+            )
+    try:
+        text = dumps(value)
+    except ValueError:
+        where = _first(value, name, _nonfinite)
+        raise InvalidProgramError(
+            where, "NaN and infinity are not stored; replace them (for example by null)", pid
+        ) from None
+    except (TypeError, RecursionError) as exc:
+        where = _first(value, name, _not_json)
+        raise InvalidProgramError(where, f"cannot be stored as JSON: {exc}", pid) from None
+    if "\\u0000" in text and any(
+        isinstance(item, str) and "\x00" in item for _, item in _walk(value, name)
+    ):
+        raise InvalidProgramError(name, "contains a NUL character, which cannot be stored", pid)
+    _check_text(name, text, pid)
+    return text
+
+
+def _text(name: str, value: Any, pid: Any, optional: bool = True) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise InvalidProgramError(name, f"expected a string, got {type(value).__name__}", pid)
+    _check_text(name, value, pid)
+    return value
+
+
+def _int(name: str, value: Any, pid: Any, optional: bool = False, minimum: int = INT32[0]) -> Any:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool):
+        raise InvalidProgramError(name, "expected an integer, got a bool", pid)
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise InvalidProgramError(
+            name, f"expected an integer, got {type(value).__name__} {value!r}", pid
+        ) from None
+    if not minimum <= number <= INT32[1]:
+        raise InvalidProgramError(name, f"must be between {minimum} and {INT32[1]}", pid)
+    return number
+
+
+def _real(name: str, value: Any, pid: Any, optional: bool = False) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise InvalidProgramError(
+            name, f"expected a number, got {type(value).__name__} {value!r}", pid
+        )
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidProgramError(name, f"must be finite, got {number}", pid)
+    return number
+
+
+def pack_embedding(values: Any, pid: Any = None) -> bytes | None:
+    """Return the float64 blob of an embedding (None when empty); refuse non-finite values."""
+    if values is None or len(values) == 0:
+        return None
+    if isinstance(values, (str, bytes, Mapping)):
+        raise InvalidProgramError("embedding", "expected a list of numbers", pid)
+    try:
+        packed = array("d", values.tolist() if hasattr(values, "tolist") else values)
+    except TypeError:
+        raise InvalidProgramError("embedding", "expected a list of numbers", pid) from None
+    if not math.isfinite(sum(packed)) and not all(map(math.isfinite, packed)):
+        index = next(i for i, x in enumerate(packed) if not math.isfinite(x))
+        raise InvalidProgramError(f"embedding[{index}]", "NaN and infinity are not stored", pid)
+    if _BIG_ENDIAN:
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def unpack_embedding(blob: bytes | None) -> list[float]:
+    """Return the list of floats stored in a float64 blob."""
+    if not blob:
+        return []
+    values = array("d")
+    values.frombytes(blob)
+    if _BIG_ENDIAN:
+        values.byteswap()
+    return values.tolist()
+
+
+def _feedback(value: Any, pid: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        value = "\n".join(str(item) for item in value)
+    return _text("text_feedback", value, pid, optional=False)  # type: ignore[return-value]
+
+
+def _job_id(metadata: Mapping[str, Any], pid: Any) -> str | None:
+    job = metadata.get("source_job_id")
+    if job is None or isinstance(job, str):
+        return job
+    if isinstance(job, int) and not isinstance(job, bool):
+        return str(job)
+    raise InvalidProgramError("metadata['source_job_id']", "expected a string", pid)
+
+
+def encode_program(program: Program, max_code_bytes: int) -> tuple[Any, ...]:
+    """Validate ``program`` and return its column values in ``PROGRAM_COLUMNS`` order.
+
+    JSON columns are returned as JSON text, ``correct`` as a bool and the embedding as a
+    float64 blob (or None). Raises InvalidProgramError naming the first bad field.
+    """
+    if not isinstance(program, Program):
+        raise InvalidProgramError("program", f"expected a Program, got {type(program).__name__}")
+    pid = program.id
+    if not isinstance(pid, str) or not pid or len(pid) > MAX_ID_CHARS:
+        raise InvalidProgramError("id", f"expected a non-empty string of at most "
+                                  f"{MAX_ID_CHARS} characters, got {pid!r:.80}")
+    _check_text("id", pid, None)
+    code = _text("code", program.code, pid, optional=False)
+    assert code is not None
+    size = len(code) if code.isascii() else len(code.encode("utf-8"))
+    if size > max_code_bytes:
+        raise InvalidProgramError(
+            "code", f"is {size:,} bytes, more than max_code_bytes ({max_code_bytes:,})", pid
+        )
+    language = _text("language", program.language, pid, optional=False)
+    if not language:
+        raise InvalidProgramError("language", "must not be empty", pid)
+    correct = program.correct
+    if not isinstance(correct, bool):
+        if type(correct).__name__ == "bool_" or correct in (0, 1):
+            correct = bool(correct)
+        else:
+            raise InvalidProgramError("correct", f"expected a bool, got {correct!r}", pid)
+    metadata = program.metadata
+    metadata_text = encode_json("metadata", metadata, pid)
+    return (
+        pid,
+        code,
+        language,
+        _text("parent_id", program.parent_id, pid),
+        encode_json("archive_inspiration_ids", program.archive_inspiration_ids, pid),
+        encode_json("top_k_inspiration_ids", program.top_k_inspiration_ids, pid),
+        _int("island_idx", program.island_idx, pid, optional=True, minimum=0),
+        _int("generation", program.generation, pid, minimum=0),
+        _real("timestamp", program.timestamp, pid),
+        _text("code_diff", program.code_diff, pid),
+        _real("combined_score", program.combined_score, pid, optional=True),
+        encode_json("public_metrics", program.public_metrics, pid),
+        encode_json("private_metrics", program.private_metrics, pid),
+        _feedback(program.text_feedback, pid),
+        correct,
+        _int("children_count", program.children_count, pid, minimum=0),
+        _real("complexity", program.complexity, pid),
+        pack_embedding(program.embedding, pid),
+        encode_json("embedding_pca_2d", program.embedding_pca_2d, pid),
+        encode_json("embedding_pca_3d", program.embedding_pca_3d, pid),
+        _int("embedding_cluster_id", program.embedding_cluster_id, pid, optional=True),
+        encode_json("migration_history", program.migration_history, pid),
+        metadata_text,
+        _text("system_prompt_id", program.system_prompt_id, pid),
+        _job_id(metadata or {}, pid),
+    )
+
+
+def decode_json(text: Any, kind: type) -> Any:
+    """Decode a stored JSON value, returning an empty container when absent or invalid."""
+    if text is None or text == "":
+        return kind()
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        text = bytes(text).decode("utf-8")
+    if isinstance(text, str):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return kind()
+    else:
+        value = text
+    return value if isinstance(value, kind) else kind()
+
+
+def program_from_row(values: Mapping[str, Any], in_archive: bool) -> Program:
+    """Build a Program from decoded column values (JSON already parsed, blob unpacked)."""
+    feedback = values["text_feedback"]
+    return Program(
+        id=values["id"],
+        code=values["code"],
+        language=values["language"],
+        parent_id=values["parent_id"],
+        archive_inspiration_ids=values["archive_inspiration_ids"],
+        top_k_inspiration_ids=values["top_k_inspiration_ids"],
+        island_idx=values["island_idx"],
+        generation=values["generation"],
+        timestamp=values["timestamp"],
+        code_diff=values["code_diff"],
+        combined_score=values["combined_score"],
+        public_metrics=values["public_metrics"],
+        private_metrics=values["private_metrics"],
+        text_feedback="" if feedback is None else feedback,
+        correct=bool(values["correct"]),
+        children_count=values["children_count"],
+        complexity=values["complexity"],
+        embedding=values["embedding"],
+        embedding_pca_2d=values["embedding_pca_2d"],
+        embedding_pca_3d=values["embedding_pca_3d"],
+        embedding_cluster_id=values["embedding_cluster_id"],
+        migration_history=values["migration_history"],
+        metadata=values["metadata"],
+        in_archive=in_archive,
+        system_prompt_id=values["system_prompt_id"],
+    )

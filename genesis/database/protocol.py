@@ -1,0 +1,274 @@
+"""The async storage protocol: what every backend provides to the evolution engine.
+
+A backend is a :class:`ProgramStore`. Reads happen in a :class:`StoreReader` obtained from
+``store.read()``; read-modify-write sequences happen in a :class:`StoreWriter` obtained from
+``store.write(lock=...)``, which is one transaction. Single programs from many tasks go
+through ``store.add()``, which gathers concurrent calls into one transaction (group commit).
+
+Every query the engine needs is indexed: nothing here loads a whole table. Island counts
+come from a small ``islands`` table kept exact by the database itself (triggers), so
+``island_stats()`` costs O(number of islands) whatever the size of the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from genesis.database.program import Program
+from genesis.database.url import DatabaseURL
+
+__all__ = [
+    "AttemptEvent",
+    "GenerationEvent",
+    "IslandStats",
+    "Order",
+    "ProgramStore",
+    "ProgramSummary",
+    "StoreReader",
+    "StoreWriter",
+]
+
+Order = Literal["score", "generation", "timestamp", "id"]
+
+
+@dataclass(frozen=True)
+class IslandStats:
+    """Counts of one island: all programs, correct ones, and the best correct score."""
+
+    island_idx: int
+    programs: int
+    correct: int
+    best_score: float | None
+
+
+@dataclass(frozen=True)
+class ProgramSummary:
+    """The few columns selection needs, without code, metrics or embedding."""
+
+    id: str
+    island_idx: int | None
+    generation: int
+    combined_score: float | None
+    correct: bool
+    children_count: int
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class GenerationEvent:
+    """A row of the generation event log."""
+
+    generation: int
+    status: str
+    source_job_id: str | None
+    details: dict[str, Any] | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class AttemptEvent:
+    """A row of the attempt log."""
+
+    generation: int
+    stage: str
+    status: str
+    details: dict[str, Any] | None
+    created_at: float
+
+
+@runtime_checkable
+class StoreReader(Protocol):
+    """Indexed reads of one run."""
+
+    async def get(self, program_id: str) -> Program | None:
+        """Return the program with this id, or None."""
+        ...
+
+    async def get_many(self, program_ids: Sequence[str]) -> list[Program]:
+        """Return the programs with these ids in the given order, skipping missing ones."""
+        ...
+
+    async def summaries(self, program_ids: Sequence[str]) -> list[ProgramSummary]:
+        """Return summaries of these programs in the given order, skipping missing ones."""
+        ...
+
+    async def count(self) -> int:
+        """Return the number of programs."""
+        ...
+
+    async def count_and_last_timestamp(self) -> tuple[int, float | None]:
+        """Return the number of programs and the newest timestamp."""
+        ...
+
+    async def island_stats(self) -> list[IslandStats]:
+        """Return per-island counts, ordered by island index."""
+        ...
+
+    async def earliest_program(self) -> Program | None:
+        """Return the program with the smallest timestamp (the run's initial program)."""
+        ...
+
+    async def best_program(self, metric: str | None = None) -> Program | None:
+        """Return the best correct program by combined_score (or a public metric)."""
+        ...
+
+    async def top_programs(
+        self, n: int, metric: str | None = "combined_score", correct_only: bool = False
+    ) -> list[Program]:
+        """Return up to ``n`` programs, best first, by combined_score/timestamp/a metric."""
+        ...
+
+    async def nth_program(
+        self,
+        *,
+        island: int | None,
+        correct: bool | None,
+        order: Order,
+        descending: bool,
+        offset: int = 0,
+        min_generation: int | None = None,
+    ) -> Program | None:
+        """Return the program at ``offset`` in an indexed ordering of one island (or all)."""
+        ...
+
+    async def programs_by_generation(self, generation: int) -> list[Program]:
+        """Return the programs of one generation."""
+        ...
+
+    async def iter_programs(self, batch_size: int = 500) -> AsyncIterator[list[Program]]:
+        """Yield every program in insertion order, ``batch_size`` at a time."""
+        ...
+
+    async def ancestry(self, program_id: str, max_ancestors: int = 10) -> list[Program]:
+        """Return up to ``max_ancestors`` ancestors, oldest first."""
+        ...
+
+    async def archive_summaries(self, island: int | None = None) -> list[ProgramSummary]:
+        """Return the archive's correct members (of one island, or all)."""
+        ...
+
+    async def archive_count(self) -> int:
+        """Return the number of archive members."""
+        ...
+
+    async def migration_candidates(self, island: int) -> list[ProgramSummary]:
+        """Return the correct programs of generation > 0 on an island."""
+        ...
+
+    async def by_source_job_id(self, job_id: str) -> Program | None:
+        """Return the program produced by this job, through the unique index."""
+        ...
+
+    async def get_metadata(self, key: str) -> str | None:
+        """Return a metadata_store value (None if absent)."""
+        ...
+
+    async def all_metadata(self) -> dict[str, str | None]:
+        """Return the whole metadata_store."""
+        ...
+
+    async def embedding_ids(self, island: int) -> list[str]:
+        """Return the ids of an island's programs that have an embedding, sorted."""
+        ...
+
+    async def embeddings(self, program_ids: Sequence[str]) -> dict[str, bytes]:
+        """Return float64 embedding blobs of these programs."""
+        ...
+
+    async def generation_events(self) -> list[GenerationEvent]:
+        """Return the generation event log, oldest first."""
+        ...
+
+    async def attempt_events(self) -> list[AttemptEvent]:
+        """Return the attempt log, oldest first."""
+        ...
+
+
+@runtime_checkable
+class StoreWriter(StoreReader, Protocol):
+    """One write transaction; it commits when the ``async with`` block exits cleanly."""
+
+    async def insert(self, programs: Sequence[Program], *, count_children: bool = True) -> None:
+        """Insert programs; bump parents' children_count and last_iteration."""
+        ...
+
+    async def set_metadata(self, key: str, value: str | None) -> None:
+        """Set a metadata_store value."""
+        ...
+
+    async def raise_metadata(self, key: str, value: float) -> bool:
+        """Set a numeric metadata value if it is larger than the stored one."""
+        ...
+
+    async def archive_add(self, program_ids: Sequence[str]) -> None:
+        """Add programs to the archive."""
+        ...
+
+    async def archive_remove(self, program_ids: Sequence[str]) -> None:
+        """Remove programs from the archive."""
+        ...
+
+    async def move_program(self, program_id: str, island: int, event: dict[str, Any]) -> None:
+        """Move a program to another island and append ``event`` to its migration history."""
+        ...
+
+    async def record_generation_event(self, event: GenerationEvent) -> None:
+        """Append to the generation event log."""
+        ...
+
+    async def record_attempt_event(self, event: AttemptEvent) -> None:
+        """Append to the attempt log."""
+        ...
+
+
+@runtime_checkable
+class ProgramStore(Protocol):
+    """A backend: lifecycle, reads, transactions, and group-committed inserts."""
+
+    url: DatabaseURL
+    read_only: bool
+
+    async def open(self) -> None:
+        """Connect, create or upgrade the schema, and get ready to serve."""
+        ...
+
+    async def close(self) -> None:
+        """Flush pending inserts and release every connection (idempotent)."""
+        ...
+
+    async def __aenter__(self) -> ProgramStore: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+    def read(self, *, snapshot: bool = False) -> AbstractAsyncContextManager[StoreReader]:
+        """Borrow a reader; with ``snapshot`` all its reads see one consistent state."""
+        ...
+
+    def write(self, *, lock: str | None = None) -> AbstractAsyncContextManager[StoreWriter]:
+        """Open a write transaction; ``lock`` serialises writers that name the same key."""
+        ...
+
+    async def add(self, program: Program, *, count_children: bool = True) -> str:
+        """Insert one program through group commit; return the id stored for it.
+
+        If ``metadata["source_job_id"]`` names a job whose program is already stored, nothing
+        is inserted and that program's id is returned.
+        """
+        ...
+
+    async def add_many(
+        self, programs: Sequence[Program], *, count_children: bool = True
+    ) -> list[str]:
+        """Insert programs in one transaction (all or none) and return their ids."""
+        ...
+
+    async def schema_version(self) -> int:
+        """Return the schema version of the database."""
+        ...
+
+    async def stats(self) -> dict[str, Any]:
+        """Return backend statistics (pool counters, file or table sizes)."""
+        ...

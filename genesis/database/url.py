@@ -1,0 +1,251 @@
+"""Database URLs: parsing, normalisation, password hiding, and the configuration resolver.
+
+Accepted forms::
+
+    sqlite:///relative/path.db          sqlite:////absolute/path.db
+    postgresql://user:pass@host:5432/db?sslmode=require&run=experiment_1
+    postgres://...   postgresql+psycopg://...   (normalised to postgresql://)
+
+A PostgreSQL URL may name a *run* with ``?run=name``: each run lives in its own schema,
+so many runs share one database without seeing each other. A SQLite run is its file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+from genesis.database.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from genesis.database.config import DatabaseConfig
+
+__all__ = [
+    "DEFAULT_DATA_DIR",
+    "DEFAULT_RUN",
+    "DatabaseURL",
+    "resolve_url",
+    "validate_run_name",
+]
+
+DEFAULT_RUN = "default"
+DEFAULT_DATA_DIR = "genesis_data"
+DEFAULT_SQLITE_FILE = "evolution.db"
+_SCHEMES = {
+    "sqlite": "sqlite",
+    "sqlite3": "sqlite",
+    "sqlite+aiosqlite": "sqlite",
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+    "postgresql+psycopg": "postgresql",
+    "postgresql+psycopg2": "postgresql",
+    "postgresql+asyncpg": "postgresql",
+}
+_RUN_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_MASK = "***"
+
+
+def validate_run_name(name: str, setting: str = "run name") -> str:
+    """Return ``name`` if it is a valid run name, else raise ConfigurationError."""
+    if not isinstance(name, str) or not _RUN_NAME.fullmatch(name):
+        raise ConfigurationError(
+            f"{setting} {name!r} is invalid: use 1-40 lowercase letters, digits or '_', "
+            "starting with a letter"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class DatabaseURL:
+    """A parsed database URL whose ``str()`` and ``repr()`` never show the password."""
+
+    backend: str
+    path: str = ""
+    host: str = ""
+    port: int | None = None
+    user: str = ""
+    password: str = field(default="", repr=False)
+    database: str = ""
+    options: tuple[tuple[str, str], ...] = ()
+    run: str = DEFAULT_RUN
+
+    @classmethod
+    def parse(cls, text: str, setting: str = "DATABASE_URL") -> DatabaseURL:
+        """Parse ``text``; errors name ``setting`` and never echo a password."""
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigurationError(f"{setting} is empty; expected sqlite:///path.db or "
+                                     "postgresql://user@host:5432/db")
+        text = text.strip()
+        scheme, sep, _ = text.partition("://")
+        if not sep:
+            raise ConfigurationError(
+                f"{setting} has no scheme: expected sqlite:///path.db or "
+                "postgresql://user@host:5432/db"
+            )
+        backend = _SCHEMES.get(scheme.lower())
+        if backend is None:
+            raise ConfigurationError(
+                f"{setting} has unsupported scheme {scheme!r}; supported: sqlite, postgresql "
+                "(also postgres, postgresql+psycopg)"
+            )
+        if backend == "sqlite":
+            return cls._parse_sqlite(text, setting)
+        return cls._parse_postgres(text, setting)
+
+    @classmethod
+    def _parse_sqlite(cls, text: str, setting: str) -> DatabaseURL:
+        rest = text.split("://", 1)[1]
+        if not rest.startswith("/"):
+            raise ConfigurationError(
+                f"{setting}: a SQLite URL needs three slashes before a relative path "
+                "(sqlite:///run.db) and four before an absolute one (sqlite:////tmp/run.db)"
+            )
+        location, _, query = rest[1:].partition("?")
+        if query:
+            raise ConfigurationError(f"{setting}: SQLite URLs take no query options "
+                                     f"(got {query!r}); a SQLite run is its file")
+        path = unquote(location)
+        if not path or path == ":memory:":
+            raise ConfigurationError(f"{setting}: a SQLite URL needs a file path "
+                                     "(in-memory databases cannot be shared by connections)")
+        return cls(backend="sqlite", path=path)
+
+    @classmethod
+    def _parse_postgres(cls, text: str, setting: str) -> DatabaseURL:
+        password_hint = _password_of(text)
+        try:
+            parts = urlsplit(text)
+            port = parts.port
+        except ValueError as exc:
+            message = str(exc).replace(password_hint, _MASK) if password_hint else str(exc)
+            raise ConfigurationError(f"{setting}: malformed PostgreSQL URL ({message}); "
+                                     "the port must be a number from 1 to 65535") from None
+        options = parse_qsl(parts.query, keep_blank_values=True)
+        run = DEFAULT_RUN
+        kept: list[tuple[str, str]] = []
+        for key, value in options:
+            if key == "run":
+                run = validate_run_name(value, f"{setting} option 'run'")
+            else:
+                kept.append((key, value))
+        database = unquote(parts.path.lstrip("/"))
+        if "/" in database:
+            raise ConfigurationError(f"{setting}: the database name may not contain '/'")
+        return cls(
+            backend="postgresql",
+            host=unquote(parts.hostname or ""),
+            port=port,
+            user=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            database=database,
+            options=tuple(kept),
+            run=run,
+        )
+
+    @classmethod
+    def sqlite(cls, path: str | os.PathLike[str]) -> DatabaseURL:
+        """Build a SQLite URL for a file path."""
+        return cls(backend="sqlite", path=os.fspath(path))
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True for a SQLite URL."""
+        return self.backend == "sqlite"
+
+    @property
+    def is_postgres(self) -> bool:
+        """True for a PostgreSQL URL."""
+        return self.backend == "postgresql"
+
+    @property
+    def endpoint(self) -> str:
+        """Host and port (or the file path): what to name in an error message."""
+        if self.is_sqlite:
+            return self.path
+        host = self.host or os.environ.get("PGHOST", "localhost")
+        port = self.port or os.environ.get("PGPORT", "5432")
+        return f"{host}:{port}"
+
+    def with_run(self, run: str) -> DatabaseURL:
+        """Return a copy of this URL that selects another run."""
+        if self.is_sqlite:
+            raise ConfigurationError("a SQLite run is its file: choose another path instead")
+        return replace(self, run=validate_run_name(run))
+
+    def conninfo(self) -> str:
+        """Return the libpq URL for the driver, password included: never log it."""
+        if not self.is_postgres:
+            raise ConfigurationError("conninfo() is only defined for PostgreSQL URLs")
+        return self._render(self.password, include_run=False)
+
+    def redact(self, text: str) -> str:
+        """Return ``text`` with every occurrence of the password masked."""
+        if self.password and self.password in text:
+            text = text.replace(self.password, _MASK)
+        encoded = quote(self.password, safe="")
+        if self.password and encoded in text:
+            text = text.replace(encoded, _MASK)
+        return text
+
+    def _render(self, password: str, include_run: bool) -> str:
+        auth = quote(self.user, safe="")
+        if password:
+            auth += ":" + (password if password == _MASK else quote(password, safe=""))
+        netloc = f"{auth}@" if auth else ""
+        host = self.host
+        if ":" in host:
+            host = f"[{host}]"
+        netloc += host
+        if self.port is not None:
+            netloc += f":{self.port}"
+        options = list(self.options)
+        if include_run and self.run != DEFAULT_RUN:
+            options.append(("run", self.run))
+        query = f"?{urlencode(options)}" if options else ""
+        return f"postgresql://{netloc}/{quote(self.database, safe='')}{query}"
+
+    def __str__(self) -> str:
+        if self.is_sqlite:
+            return f"sqlite:///{self.path}"
+        return self._render(_MASK if self.password else "", include_run=True)
+
+    def __repr__(self) -> str:
+        return f"DatabaseURL({str(self)!r})"
+
+
+def _password_of(text: str) -> str:
+    """Best-effort extraction of the password from a URL that may not parse."""
+    netloc = text.split("://", 1)[-1].split("/", 1)[0]
+    userinfo = netloc.rpartition("@")[0]
+    return userinfo.partition(":")[2]
+
+
+def resolve_url(
+    config: DatabaseConfig | None = None, environ: Mapping[str, str] | None = None
+) -> DatabaseURL:
+    """Choose the database: config URL, config ``db_path``, ``DATABASE_URL``, data dir default.
+
+    ``config.run_name`` (or ``GENESIS_RUN``) overrides the run named in the URL.
+    """
+    env = os.environ if environ is None else environ
+    explicit_url = getattr(config, "database_url", None)
+    db_path = getattr(config, "db_path", None)
+    if explicit_url:
+        url = DatabaseURL.parse(explicit_url, "database_url")
+    elif db_path:
+        text = os.fspath(db_path)
+        url = DatabaseURL.parse(text, "db_path") if "://" in text else DatabaseURL.sqlite(text)
+    elif env.get("DATABASE_URL"):
+        url = DatabaseURL.parse(env["DATABASE_URL"], "DATABASE_URL")
+    else:
+        data_dir = env.get("GENESIS_DATA_DIR") or DEFAULT_DATA_DIR
+        url = DatabaseURL.sqlite(Path(data_dir) / DEFAULT_SQLITE_FILE)
+    run = getattr(config, "run_name", None) or env.get("GENESIS_RUN")
+    if run and url.is_postgres:
+        url = url.with_run(validate_run_name(run, "run_name"))
+    return url
