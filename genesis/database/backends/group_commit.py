@@ -75,7 +75,7 @@ class GroupCommitter(Generic[T, R]):
     def _settle(
         batch: list[tuple[T, asyncio.Future[R]]], outcomes: Sequence[R | BaseException]
     ) -> None:
-        for (_, future), outcome in zip(batch, outcomes):
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():
                 continue
             if isinstance(outcome, BaseException):

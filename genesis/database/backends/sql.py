@@ -134,7 +134,7 @@ class SQLSession:
         return self.dialect.sql(sql)
 
     def _program(self, row: Sequence[Any]) -> Program:
-        values = dict(zip(PROGRAM_COLUMNS[:-1], row))
+        values = dict(zip(PROGRAM_COLUMNS[:-1], row[:-1], strict=True))
         for name in ("archive_inspiration_ids", "top_k_inspiration_ids", "embedding_pca_2d",
                      "embedding_pca_3d", "migration_history"):
             values[name] = decode_json(values[name], list)

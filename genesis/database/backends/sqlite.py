@@ -10,6 +10,7 @@ caller resumes; the busy timeout makes other processes wait for the lock instead
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -194,10 +195,8 @@ class SQLiteStore:
         connections = [c for c in (self._writer, *self._all_readers) if c is not None]
         self._writer, self._all_readers = None, []
         for conn in connections:
-            try:
+            with contextlib.suppress(Exception):  # best effort: the file stays consistent
                 await conn.close()
-            except Exception:  # closing is best effort; the file stays consistent
-                pass
 
     async def __aenter__(self) -> SQLiteStore:
         await self.open()
