@@ -84,14 +84,17 @@ _PY_STRING = (
     r'|"""[^"\\]*(?:(?:\\[\s\S]|"(?!""))[^"\\]*)*(?:"""|\\?\Z)'
     rf"|{_SQ}|{_DQ})"
 )
-_PY_OPS = r"\*\*=?|//=?|>>=?|<<=?|\.\.\.|->|:=|[-+*/%&|^@<>=!]=|[^\s\w\\]"
+_PY_OPS = r"\*\*=?|//=?|>>=?|<<=?|\.\.\.|->|:=|[-+*/%&|^@<>=!]=|[^\s\w]"
 _CHAR = r"'(?:\\[\s\S][^'\\\n]{0,8}|[^'\\\n])'"
 _BACKTICK = r"`[^`\\]*(?:\\[\s\S][^`\\]*)*`?"
 _C_COMMENT = r"//[^\n]*|/\*[\s\S]*?(?:\*/|\Z)"
 _C_OPS = (
     r">>>=|<<=|>>=|>>>|===|!==|\.\.\.|\?\?=|&&=|\|\|=|::|->|=>|\?\.|\?\?|&&|\|\||\+\+|--"
-    r"|<<|>>|\*\*=?|[-+*/%&|^!=<>:]=|[^\s\w\\]"
+    r"|<<|>>|\*\*=?|[-+*/%&|^!=<>:]=|[^\s\w]"
 )
+# Every text position after whitespace matches some alternative, so the leading ``\s*`` never
+# backtracks; the line-continuation backslash and the empty end match are dropped afterwards.
+_NOT_TOKENS = ("", "\\")
 _NOT_BRACE_RE = re.compile(r"[^{}]+")
 _CODE_LINE_RE = re.compile(r"^[^\n]*?[^\s{}()\[\];,]", re.MULTILINE)
 _NONBLANK_LINE_RE = re.compile(r"^[^\S\n]*\S", re.MULTILINE)
@@ -137,7 +140,7 @@ def _syntax(
 ) -> _Syntax:
     """Compile the token regex and the comment/string mask regex of a language family."""
     return _Syntax(
-        token_re=re.compile(f"{comment}|{strings}|{_NUMBER}|{_NAME}|{ops}"),
+        token_re=re.compile(rf"\s*({comment}|{strings}|{_NUMBER}|{_NAME}|{ops}|\Z)"),
         mask_re=re.compile(f"(?P<c>{comment})|(?P<s>{strings})"),
         comment_prefixes=("#",) if comment.startswith("#") else ("//", "/*"),
         keywords=keywords,
@@ -175,26 +178,21 @@ _HEURISTIC_SYNTAX = {
     "typescript": _JAVASCRIPT,
 }
 
-_NESTING_NODES = tuple(
-    getattr(ast, name)
-    for name in (
-        "If",
-        "For",
-        "AsyncFor",
-        "While",
-        "With",
-        "AsyncWith",
-        "Try",
-        "TryStar",
-        "FunctionDef",
-        "AsyncFunctionDef",
-        "ClassDef",
-        "Match",
-    )
-    if hasattr(ast, name)
-)
-_FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
 _TRY_NODES = tuple(getattr(ast, name) for name in ("Try", "TryStar") if hasattr(ast, name))
+_FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
+# Every compound statement nests; simple statements have no child statements.
+_NESTING_NODES = (
+    *_TRY_NODES,
+    *_FUNCTION_NODES,
+    ast.If,
+    ast.For,
+    ast.AsyncFor,
+    ast.While,
+    ast.With,
+    ast.AsyncWith,
+    ast.ClassDef,
+    ast.Match,
+)
 _DECISION_NODES = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.Assert, ast.Match)
 _EXPRESSION_DECISIONS = (ast.BoolOp, ast.IfExp, ast.comprehension)
 _BODY_FIELDS = ("body", "orelse", "finalbody")
@@ -313,6 +311,8 @@ def _metrics(
 def _scan_tokens(code: str, syntax: _Syntax) -> _Tokens:
     """Tokenize ``code`` and derive the Halstead numbers and the comment count."""
     counts = Counter(syntax.token_re.findall(code))
+    for not_a_token in _NOT_TOKENS:
+        counts.pop(not_a_token, None)
     operators = operands = operator_total = operand_total = comments = 0
     for token, count in counts.items():
         if token.startswith(syntax.comment_prefixes):
@@ -352,24 +352,26 @@ def _walk_statements(tree: ast.Module) -> _Structure:
     while stack:
         node, depth, in_function = stack.pop()
         found.statements += 1
-        if isinstance(node, _NESTING_NODES):
-            depth += 1
-            found.depth = max(found.depth, depth)
         if not (in_function or found.module_decisions):
             found.module_decisions = _is_module_decision(node)
+        if not isinstance(node, _NESTING_NODES):
+            continue
+        depth += 1
+        found.depth = max(found.depth, depth)
         if isinstance(node, _FUNCTION_NODES):
             found.functions += 1
             in_function = True
-        cases = getattr(node, "cases", ())
-        found.match_cases += len(cases)
         bodies = [getattr(node, field, ()) for field in _BODY_FIELDS]
-        bodies += [part.body for part in getattr(node, "handlers", ())]
-        bodies += [case.body for case in cases]
-        if _is_elif(node):
+        if isinstance(node, _TRY_NODES):
+            bodies += [handler.body for handler in node.handlers]
+        elif isinstance(node, ast.Match):
+            found.match_cases += len(node.cases)
+            bodies += [case.body for case in node.cases]
+        elif _is_elif(node):
             bodies[1] = ()
             stack.append((node.orelse[0], depth - 1, in_function))
         for body in bodies:
-            stack.extend((child, depth, in_function) for child in body)
+            stack.extend([(child, depth, in_function) for child in body])
     return found
 
 
@@ -387,9 +389,11 @@ def _is_module_decision(node: ast.stmt) -> bool:
         return True
     if isinstance(node, _TRY_NODES) and node.handlers:
         return True
-    pending: list[object] = [
-        value for name, value in ast.iter_fields(node) if name not in _STATEMENT_FIELDS
-    ]
+    pending: list[object]
+    if isinstance(node, _FUNCTION_NODES):  # only decorators and defaults run at definition
+        pending = [*node.decorator_list, *node.args.defaults, *node.args.kw_defaults]
+    else:
+        pending = [value for name, value in ast.iter_fields(node) if name not in _STATEMENT_FIELDS]
     while pending:
         item = pending.pop()
         if isinstance(item, list):
