@@ -131,22 +131,25 @@ class _Syntax:
 
 
 def _syntax(
+    *,
     comment: str,
+    comment_prefixes: tuple[str, ...],
     strings: str,
     ops: str,
     keywords: frozenset[str],
     decisions: tuple[str, ...],
-    function_keywords: tuple[str, ...] = (),
+    function_keywords: tuple[str, ...],
+    indent_nesting: bool = False,
 ) -> _Syntax:
     """Compile the token regex and the comment/string mask regex of a language family."""
     return _Syntax(
         token_re=re.compile(rf"\s*({comment}|{strings}|{_NUMBER}|{_NAME}|{ops}|\Z)"),
         mask_re=re.compile(f"(?P<c>{comment})|(?P<s>{strings})"),
-        comment_prefixes=("#",) if comment.startswith("#") else ("//", "/*"),
+        comment_prefixes=comment_prefixes,
         keywords=keywords,
         decisions=decisions,
         function_keywords=function_keywords,
-        indent_nesting=comment.startswith("#"),
+        indent_nesting=indent_nesting,
     )
 
 
@@ -154,11 +157,26 @@ def _brace_syntax(
     strings: str, functions: tuple[str, ...] = (), decisions: tuple[str, ...] = _BRACE_DECISIONS
 ) -> _Syntax:
     """Build the syntax of a C-like language with ``//`` and ``/* */`` comments."""
-    return _syntax(_C_COMMENT, strings, _C_OPS, _BRACE_KEYWORDS, decisions, functions)
+    return _syntax(
+        comment=_C_COMMENT,
+        comment_prefixes=("//", "/*"),
+        strings=strings,
+        ops=_C_OPS,
+        keywords=_BRACE_KEYWORDS,
+        decisions=decisions,
+        function_keywords=functions,
+    )
 
 
 _PYTHON = _syntax(
-    r"#[^\n]*", _PY_STRING, _PY_OPS, frozenset(keyword.kwlist), _PY_DECISIONS, ("def",)
+    comment=r"#[^\n]*",
+    comment_prefixes=("#",),
+    strings=_PY_STRING,
+    ops=_PY_OPS,
+    keywords=frozenset(keyword.kwlist),
+    decisions=_PY_DECISIONS,
+    function_keywords=("def",),
+    indent_nesting=True,
 )
 _C = _brace_syntax(f"{_DQ}|{_CHAR}")
 _GO = _brace_syntax(f"{_DQ}|{_CHAR}|{_BACKTICK}", ("func",))
@@ -198,7 +216,7 @@ _EXPRESSION_DECISIONS = (ast.BoolOp, ast.IfExp, ast.comprehension)
 _BODY_FIELDS = ("body", "orelse", "finalbody")
 _STATEMENT_FIELDS = frozenset((*_BODY_FIELDS, "handlers", "cases"))
 
-Halstead = tuple[float, float, float]
+_Halstead = tuple[float, float, float]
 
 
 @dataclass
@@ -206,7 +224,7 @@ class _Tokens:
     """Token counts of a source text with its Halstead numbers and comment count."""
 
     counts: Counter[str]
-    halstead: Halstead
+    halstead: _Halstead
     comments: int
 
 
@@ -337,7 +355,7 @@ def _is_operand(token: str, keywords: frozenset[str]) -> bool:
     return first.isidentifier() and token not in keywords
 
 
-def _halstead(n1: int, n2: int, big_n1: int, big_n2: int) -> Halstead:
+def _halstead(n1: int, n2: int, big_n1: int, big_n2: int) -> _Halstead:
     """Return Halstead volume, difficulty and effort from operator/operand counts."""
     vocabulary = n1 + n2
     volume = (big_n1 + big_n2) * math.log2(vocabulary) if vocabulary > 1 else 0.0
