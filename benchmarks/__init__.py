@@ -1,0 +1,1 @@
+"""Reproducible benchmarks of the Genesis storage engine (run ``python -m benchmarks``)."""

@@ -1,0 +1,137 @@
+"""Helpers shared by the benchmark scripts: realistic records, timing, tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import string
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from genesis.database import Program
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def realistic_program(
+    rng: random.Random, *, embedding_dim: int = 0, parent: Program | None = None,
+    generation: int = 0, island: int = 0,
+) -> Program:
+    """Return a program shaped like a real run's: ~3 KB code, 10 metrics, metadata."""
+    words = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 9)))
+             for _ in range(40)]
+    body = "\n".join(
+        f"    {rng.choice(words)} = {rng.choice(words)}({rng.random():.6f}, "
+        f"{rng.choice(words)})  # {' '.join(rng.choices(words, k=4))}"
+        for _ in range(48)
+    )
+    code = f"def construct_packing():\n{body}\n    return centers, radii\n"
+    score = rng.random() * 2.6
+    return Program(
+        id=str(uuid.UUID(int=rng.getrandbits(128))),
+        code=code,
+        parent_id=parent.id if parent else None,
+        island_idx=parent.island_idx if parent else island,
+        generation=generation,
+        code_diff=f"--- a/main.py\n+++ b/main.py\n@@ -1,3 +1,3 @@\n-{words[0]}\n+{words[1]}\n",
+        combined_score=score,
+        correct=rng.random() < 0.7,
+        public_metrics={f"metric_{i}": rng.random() for i in range(10)},
+        private_metrics={"reported_sum_of_radii": score, "eval_seconds": rng.random()},
+        text_feedback="All circles inside the unit square; no overlaps.",
+        complexity=rng.random(),
+        embedding=[rng.gauss(0.0, 0.05) for _ in range(embedding_dim)],
+        metadata={
+            "patch_type": rng.choice(["diff", "full", "cross"]),
+            "patch_name": " ".join(rng.choices(words, k=3)),
+            "model_name": "gpt-test",
+            "api_costs": rng.random() / 100,
+            "source_job_id": uuid.UUID(int=rng.getrandbits(128)).hex,
+            "stdout_log": "\n".join(rng.choices(words, k=60)),
+            "compute_time": rng.random() * 3,
+        },
+    )
+
+
+@dataclass
+class Row:
+    """One line of a benchmark table."""
+
+    name: str
+    ops: int
+    seconds: float
+    latencies: list[float] = field(default_factory=list)
+    note: str = ""
+    versus_ceiling: bool = False
+
+    @property
+    def rate(self) -> float:
+        """Operations per second."""
+        return self.ops / self.seconds if self.seconds else float("inf")
+
+    def percentile(self, q: float) -> float | None:
+        """Latency percentile in milliseconds (None without latencies)."""
+        if not self.latencies:
+            return None
+        ordered = sorted(self.latencies)
+        index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+        return ordered[index] * 1000
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the row's figures for JSON output."""
+        return {"name": self.name, "ops": self.ops, "seconds": round(self.seconds, 4),
+                "ops_per_s": round(self.rate, 1), "p50_ms": self.percentile(0.5),
+                "p95_ms": self.percentile(0.95), "p99_ms": self.percentile(0.99),
+                "note": self.note}
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+
+
+def markdown_table(rows: Sequence[Row], ceiling: float | None = None) -> str:
+    """Render rows as a markdown table with rate, percentiles and % of the ceiling rate."""
+    lines = ["| scenario | ops | ops/s | p50 ms | p95 ms | p99 ms | % of ceiling | note |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for row in rows:
+        share = "-"
+        if ceiling and row.versus_ceiling:
+            share = f"{100 * row.rate / ceiling:.0f}%"
+        lines.append(f"| {row.name} | {row.ops:,} | {_fmt(row.rate)} | "
+                     f"{_fmt(row.percentile(0.5))} | {_fmt(row.percentile(0.95))} | "
+                     f"{_fmt(row.percentile(0.99))} | {share} | {row.note} |")
+    return "\n".join(lines)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def machine() -> str:
+    """A one-line description of the machine."""
+    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}")
+
+
+def save(name: str, payload: dict[str, object]) -> Path:
+    """Write a benchmark's results as JSON under benchmarks/results/."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    payload = {"machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M:%S"), **payload}
+    path.write_text(json.dumps(payload, indent=2))
+    return path
+
+
+def median(values: Sequence[float]) -> float:
+    """Median of a non-empty sequence."""
+    return statistics.median(values)

@@ -1,0 +1,184 @@
+"""Storage primitives vs the raw driver: single adds, group commit, batches, the ceiling.
+
+    python -m benchmarks.storage                   # SQLite (and PostgreSQL when reachable)
+    python -m benchmarks.storage --rows 2000 --embedding-dim 0 --backend sqlite
+
+Each scenario writes the same realistic records into a fresh run. The ceiling is the raw
+driver doing the same work with nothing around it: plain ``sqlite3`` ``executemany`` in one
+transaction into the same table (PostgreSQL: raw psycopg ``COPY``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import random
+import sqlite3
+import tempfile
+import time
+from array import array
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from benchmarks.common import Row, machine, markdown_table, peak_rss_mb, realistic_program, save
+from genesis.database import DatabaseConfig, DatabaseURL, Program, create_store
+from genesis.database.backends.sqlite_schema import prepare_file
+from genesis.database.codec import PROGRAM_COLUMNS
+from genesis.database.protocol import ProgramStore
+
+CONCURRENCY = (16, 64)
+BATCH = 500
+
+
+def raw_tuple(program: Program) -> tuple[object, ...]:
+    """Encode a program the minimal way a raw-driver user would (json.dumps, packed floats)."""
+    embedding = array("d", program.embedding).tobytes() if program.embedding else None
+    return (
+        program.id, program.code, program.language, program.parent_id,
+        json.dumps(program.archive_inspiration_ids), json.dumps(program.top_k_inspiration_ids),
+        program.island_idx, program.generation, program.timestamp, program.code_diff,
+        program.combined_score, json.dumps(program.public_metrics),
+        json.dumps(program.private_metrics), program.text_feedback, program.correct,
+        program.children_count, program.complexity, embedding,
+        json.dumps(program.embedding_pca_2d), json.dumps(program.embedding_pca_3d),
+        program.embedding_cluster_id, json.dumps(program.migration_history),
+        json.dumps(program.metadata), program.system_prompt_id,
+        program.metadata.get("source_job_id"),
+    )
+
+
+def quiesce() -> None:
+    """Flush dirty pages and collect garbage so a scenario does not pay for the previous one."""
+    os.sync()
+    gc.collect()
+
+
+def sqlite_ceiling(path: Path, programs: Sequence[Program]) -> Row:
+    """Plain sqlite3: encode and executemany every row in one transaction."""
+    prepare_file(path)
+    quiesce()
+    columns = ", ".join("embedding_vec" if c == "embedding" else c for c in PROGRAM_COLUMNS)
+    sql = f"INSERT INTO programs ({columns}) VALUES ({', '.join('?' * len(PROGRAM_COLUMNS))})"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for pragma in ("synchronous = FULL", "cache_size = -16000", "temp_store = MEMORY"):
+        conn.execute(f"PRAGMA {pragma}")  # the engine's own settings, for a like-for-like run
+    start = time.perf_counter()
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(sql, [raw_tuple(p) for p in programs])
+    conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return Row("raw sqlite3 executemany, 1 transaction", len(programs), elapsed,
+               note="ceiling")
+
+
+async def sequential(store: ProgramStore, programs: Sequence[Program]) -> Row:
+    """Await one add at a time."""
+    latencies = []
+    start = time.perf_counter()
+    for program in programs:
+        t0 = time.perf_counter()
+        await store.add(program)
+        latencies.append(time.perf_counter() - t0)
+    return Row("sequential add()", len(programs), time.perf_counter() - start, latencies)
+
+
+async def concurrent(store: ProgramStore, programs: Sequence[Program], tasks: int) -> Row:
+    """``tasks`` tasks add concurrently (group commit)."""
+    queue = iter(programs)
+    latencies: list[float] = []
+
+    async def worker() -> None:
+        for program in queue:
+            t0 = time.perf_counter()
+            await store.add(program)
+            latencies.append(time.perf_counter() - t0)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(tasks)))
+    return Row(f"{tasks} concurrent tasks, add()", len(programs), time.perf_counter() - start,
+               latencies, versus_ceiling=True)
+
+
+async def batched(store: ProgramStore, programs: Sequence[Program]) -> Row:
+    """add_many() in batches of BATCH programs."""
+    latencies = []
+    start = time.perf_counter()
+    for index in range(0, len(programs), BATCH):
+        t0 = time.perf_counter()
+        await store.add_many(programs[index:index + BATCH])
+        latencies.append(time.perf_counter() - t0)
+    return Row(f"add_many(), batches of {BATCH}", len(programs), time.perf_counter() - start,
+               latencies, versus_ceiling=True)
+
+
+Scenario = Callable[[ProgramStore, Sequence[Program]], Awaitable[Row]]
+
+
+async def run_scenarios(
+    new_url: Callable[[str], DatabaseURL], programs: Sequence[Program], sequential_rows: int,
+) -> list[Row]:
+    """Run every engine scenario, each on a fresh run."""
+    config = DatabaseConfig(pool_max_size=8)
+    scenarios: list[tuple[str, Scenario, Sequence[Program]]] = [
+        ("sequential", sequential, programs[:sequential_rows]),
+        *[(f"concurrent{k}", lambda s, p, k=k: concurrent(s, p, k), programs)
+          for k in CONCURRENCY],
+        ("batched", batched, programs),
+    ]
+    rows = []
+    for name, scenario, subset in scenarios:
+        quiesce()
+        async with create_store(new_url(name), config) as store:
+            rows.append(await scenario(store, subset))
+    return rows
+
+
+def run_sqlite(programs: Sequence[Program], sequential_rows: int) -> list[Row]:
+    """All SQLite scenarios plus the raw sqlite3 ceiling."""
+    with tempfile.TemporaryDirectory(prefix="genesis-bench-") as folder:
+        base = Path(folder)
+        ceiling = sqlite_ceiling(base / "ceiling.db", programs)
+        rows = asyncio.run(run_scenarios(lambda n: DatabaseURL.sqlite(base / f"{n}.db"),
+                                         programs, sequential_rows))
+    return [ceiling, *rows]
+
+
+def report(title: str, rows: list[Row]) -> str:
+    """Print and return the markdown table of one backend (first row: the ceiling)."""
+    text = f"### {title}\n\n" + markdown_table(rows, rows[0].rate)
+    print(text + "\n")
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, object]:
+    """Run the storage benchmark and print one table per backend."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=5000)
+    parser.add_argument("--sequential-rows", type=int, default=1000)
+    parser.add_argument("--embedding-dim", type=int, nargs="*", default=[0, 1536])
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="all")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    print(f"machine: {machine()}\n")
+    results: dict[str, object] = {}
+    for dim in args.embedding_dim:
+        rng = random.Random(args.seed)
+        programs = [realistic_program(rng, embedding_dim=dim) for _ in range(args.rows)]
+        label = f"embedding {dim} floats" if dim else "no embedding"
+        if args.backend in ("sqlite", "all"):
+            rows = run_sqlite(programs, args.sequential_rows)
+            report(f"SQLite, {args.rows:,} rows, {label}", rows)
+            results[f"sqlite_{dim}"] = [r.as_dict() for r in rows]
+    results["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    print(f"peak RSS: {results['peak_rss_mb']} MB")
+    path = save("storage", results)
+    print(f"results: {os.path.relpath(path)}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
