@@ -33,7 +33,7 @@ async def test_concurrent_submissions_share_batches() -> None:
     results = await asyncio.gather(*(committer.submit(f"x{i}") for i in range(25)))
     assert results == [f"X{i}" for i in range(25)]
     assert [len(b) for b in flush.batches] == [10, 10, 5]
-    assert sum(flush.batches, []) == [f"x{i}" for i in range(25)]
+    assert [item for batch in flush.batches for item in batch] == [f"x{i}" for i in range(25)]
 
 
 async def test_a_failing_item_fails_only_its_caller() -> None:
@@ -61,7 +61,7 @@ async def test_cancelled_caller_before_its_batch_is_not_written() -> None:
     await asyncio.sleep(0)
     doomed.cancel()
     assert await first == "FIRST" and await kept == "KEPT"
-    assert "doomed" not in sum(flush.batches, [])
+    assert "doomed" not in [item for batch in flush.batches for item in batch]
 
 
 async def test_close_waits_for_pending_and_refuses_new_items() -> None:

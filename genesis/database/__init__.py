@@ -2,6 +2,7 @@
 
 from genesis.database.backends import create_store
 from genesis.database.config import DatabaseConfig
+from genesis.database.engine import AsyncProgramDatabase
 from genesis.database.errors import (
     ConfigurationError,
     ConnectionLostError,
@@ -22,6 +23,7 @@ from genesis.database.protocol import ProgramStore, StoreReader, StoreWriter
 from genesis.database.url import DatabaseURL, resolve_url
 
 __all__ = [
+    "AsyncProgramDatabase",
     "ConfigurationError",
     "ConnectionLostError",
     "DatabaseConfig",

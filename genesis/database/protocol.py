@@ -138,8 +138,14 @@ class StoreReader(Protocol):
         """Return the programs of one generation."""
         ...
 
-    async def iter_programs(self, batch_size: int = 500) -> AsyncIterator[list[Program]]:
+    def iter_programs(self, batch_size: int = 500) -> AsyncIterator[list[Program]]:
         """Yield every program in insertion order, ``batch_size`` at a time."""
+        ...
+
+    async def children(
+        self, program_id: str, *, correct_only: bool = True, limit: int = 100
+    ) -> list[Program]:
+        """Return up to ``limit`` children of a program, best score first."""
         ...
 
     async def ancestry(self, program_id: str, max_ancestors: int = 10) -> list[Program]:

@@ -45,8 +45,7 @@ class Module:
         """Byte span of the whole lines of a statement, decorators included."""
         first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
         assert node.end_lineno is not None
-        end_line = min(node.end_lineno, len(self.line_starts) - 1)
-        return self.line_starts[first - 1], self.line_starts[end_line]
+        return self.line_starts[first - 1], self.line_starts[node.end_lineno]
 
     def stmt_text(self, node: ast.stmt) -> str:
         """Source text of a top-level statement's lines, ending with a newline."""

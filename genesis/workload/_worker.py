@@ -13,6 +13,7 @@ import io
 import json
 import linecache
 import os
+import signal
 import sys
 import time
 import traceback
@@ -134,9 +135,23 @@ def _limit_memory(extra_mb: int) -> None:
         pass  # not Linux, or not allowed: run without a memory cap
 
 
+def _die_with_parent() -> None:
+    """On Linux, get SIGKILLed if the parent dies, so a looping program is never orphaned."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # 1 == PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return  # not Linux: the worker still exits when its stdin closes between programs
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def main(argv: list[str]) -> None:
     """Serve evaluation requests until stdin closes."""
     memory_mb, stdout_limit = int(argv[0]), int(argv[1])
+    _die_with_parent()
     requests = os.fdopen(os.dup(0), "rb")
     replies = os.fdopen(os.dup(1), "wb")
     devnull = os.open(os.devnull, os.O_RDWR)

@@ -174,7 +174,6 @@ def _check_geometry(c: np.ndarray, r: np.ndarray) -> PackingScore:
     valid = not messages
     # Valid radii are at most 0.5 each, so the exact sum cannot overflow.
     total = math.fsum(r.tolist()) if valid else float(np.sum(r))
-    max_overlap = float(max(pair_overlap.max(initial=0.0), 0.0))
     if valid:
         feedback = f"Valid packing of {n} circles; sum of radii = {total:.6f}."
     else:
@@ -186,7 +185,7 @@ def _check_geometry(c: np.ndarray, r: np.ndarray) -> PackingScore:
         num_circles=n,
         min_radius=float(r.min()) if n else 0.0,
         max_radius=float(r.max()) if n else 0.0,
-        max_overlap=max_overlap,
-        max_boundary_violation=float(max(out.max(initial=0.0), 0.0)),
+        max_overlap=float(pair_overlap.max(initial=0.0)),
+        max_boundary_violation=float(out.max(initial=0.0)),
         feedback=feedback,
     )

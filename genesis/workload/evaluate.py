@@ -107,10 +107,13 @@ class _Worker:
         return reply
 
     def kill(self) -> None:
-        """Send SIGKILL to the worker and anything it started."""
-        if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        """Send SIGKILL to the worker's process group: the worker and anything it started.
+
+        Done even if the worker has already exited, since its children may still run (a
+        process group's id is not reused while the group has members).
+        """
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
     async def stop(self) -> int:
         """Kill the worker, reap it and close its pipes; returns the exit code."""
@@ -210,6 +213,8 @@ class Evaluator:
 
     async def evaluate(self, code: str, timeout: float | None = None) -> EvalResult:
         """Run ``code``'s ``construct_packing()`` in a worker and score the packing."""
+        if not isinstance(code, str):
+            raise TypeError(f"code must be str, not {type(code).__name__}")
         if self._idle is None or self._closed:
             raise RuntimeError("Evaluator is not running: use 'async with' or await start()")
         slot = await self._idle.get()
@@ -220,13 +225,15 @@ class Evaluator:
 
     async def _run(self, slot: _Slot, code: str, timeout: float) -> EvalResult:
         """Evaluate on the slot's worker, replacing the worker if it misbehaves."""
+        if self._closed:
+            raise RuntimeError("the Evaluator was closed")
         try:
-            if self._closed:
-                raise RuntimeError("the Evaluator was closed")
             worker = await asyncio.shield(slot.task)
-        except Exception as exc:
-            if self._closed:
+        except asyncio.CancelledError:
+            if self._closed and slot.task.cancelled():
                 raise RuntimeError("the Evaluator was closed") from None
+            raise
+        except Exception as exc:
             slot.task = asyncio.create_task(self._spawn())
             raise RuntimeError(f"could not start an evaluation worker: {exc}") from exc
         start = time.perf_counter()

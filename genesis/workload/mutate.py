@@ -17,7 +17,7 @@ import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from genesis.workload._codeedit import Module, transplant
 from genesis.workload.circles import ENTRY_POINT
@@ -45,6 +45,7 @@ class Proposal:
     description: str
 
 
+@runtime_checkable
 class Mutator(Protocol):
     """Anything that turns a parent program (plus inspirations) into a child proposal."""
 

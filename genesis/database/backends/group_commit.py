@@ -83,8 +83,12 @@ class GroupCommitter(Generic[T, R]):
             else:
                 future.set_result(outcome)
 
+    async def drain(self) -> None:
+        """Wait until every item queued so far is written."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
     async def close(self) -> None:
         """Refuse new items and wait until every queued item is written."""
         self._closed = True
-        while self._task is not None and not self._task.done():
-            await asyncio.shield(self._task)
+        await self.drain()

@@ -1,0 +1,565 @@
+"""``AsyncProgramDatabase``: the evolution semantics, on any storage backend.
+
+This is the API evolution loops await. It owns island assignment, post-add maintenance
+(archive, best program, migrations, dynamic islands), parent and inspiration sampling,
+similarity, idempotency by ``source_job_id`` and the event logs. It talks to storage only
+through the protocol (``genesis.database.protocol``), so it behaves identically on SQLite
+and PostgreSQL, and every query it makes is indexed.
+
+Concurrency: single adds are group-committed by the store; maintenance for concurrent adds
+is gathered the same way and runs in one transaction holding the ``maintenance`` lock, so
+many tasks, processes and machines can share a run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genesis.database.backends import create_store
+from genesis.database.backends.group_commit import GroupCommitter
+from genesis.database.complexity import analyze_code_metrics
+from genesis.database.config import DatabaseConfig
+from genesis.database.display import format_summary
+from genesis.database.errors import OperationalError, ReadOnlyError
+from genesis.database.inspirations import select_inspirations
+from genesis.database.islands import (
+    LAST_MIGRATION_KEY,
+    assign_root_island,
+    configured_islands,
+    island_copies,
+    migrate,
+    spawn_island,
+)
+from genesis.database.maintenance import maintain, update_archive
+from genesis.database.parents import ParentContext, random_program, select_parent
+from genesis.database.program import Program
+from genesis.database.protocol import (
+    AttemptEvent,
+    GenerationEvent,
+    IslandStats,
+    ProgramStore,
+    StoreReader,
+)
+from genesis.database.selection import choose, island_probabilities
+from genesis.database.similarity import SimilarityIndex
+from genesis.database.url import DatabaseURL, resolve_url
+
+__all__ = ["AsyncProgramDatabase"]
+
+log = logging.getLogger("genesis.database")
+
+Sample = tuple[Program, list[Program], list[Program]]
+FixSample = tuple[Program, list[Program], list[Program], bool]
+
+
+class AsyncProgramDatabase:
+    """The program database of one evolution run, async-first.
+
+    Open it with ``async with AsyncProgramDatabase(config) as db`` (or ``await db.open()``
+    and ``await db.close()``). The backend is chosen by ``config.database_url``,
+    ``config.db_path`` or ``DATABASE_URL`` (see :func:`genesis.database.resolve_url`).
+    """
+
+    def __init__(
+        self,
+        config: DatabaseConfig | None = None,
+        embedding_model: str | None = None,
+        read_only: bool = False,
+        *,
+        store: ProgramStore | None = None,
+    ) -> None:
+        self.config = config or DatabaseConfig()
+        self.embedding_model = embedding_model  # kept for legacy callers; never contacted
+        self.read_only = read_only
+        self.url: DatabaseURL = store.url if store is not None else resolve_url(self.config)
+        self._store = store
+        self._rng = np.random.default_rng(self.config.seed)
+        self._similarity = SimilarityIndex()
+        self._maintenance: GroupCommitter[Program, None] = GroupCommitter(
+            self._maintain_batch, max_batch=256
+        )
+
+    def __repr__(self) -> str:
+        mode = " read-only" if self.read_only else ""
+        return f"<AsyncProgramDatabase {self.url}{mode}>"
+
+    # Lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def store(self) -> ProgramStore:
+        """The storage backend (raises if the database is not open)."""
+        if self._store is None:
+            raise OperationalError("the database is not open; call open() first")
+        return self._store
+
+    async def open(self) -> AsyncProgramDatabase:
+        """Connect to the run, creating or upgrading its schema."""
+        if self._store is None:
+            self._store = create_store(self.url, self.config, read_only=self.read_only)
+        await self._store.open()
+        log.debug("opened %s", self.url)
+        return self
+
+    async def close(self) -> None:
+        """Finish pending maintenance and writes, then release connections (idempotent)."""
+        if self._store is None:
+            return
+        await self._maintenance.close()
+        await self._store.close()
+
+    async def __aenter__(self) -> AsyncProgramDatabase:
+        return await self.open()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def flush(self) -> None:
+        """Wait until every add and maintenance queued so far is durable."""
+        await self._maintenance.drain()
+
+    async def save(self, path: str | None = None) -> None:
+        """Make everything written so far durable (every write already is once awaited)."""
+        if path and self.url.is_sqlite and Path(path).resolve() != Path(self.url.path).resolve():
+            log.warning("save(%r) ignored: the database is %s", path, self.url)
+        await self.flush()
+
+    async def load(self, path: str) -> None:
+        """Close this run and open another SQLite file (or URL) in its place."""
+        await self.close()
+        self.config.db_path = path
+        self.config.database_url = None
+        self.url = resolve_url(self.config)
+        self._store = None
+        self._maintenance = GroupCommitter(self._maintain_batch, max_batch=256)
+        self._similarity.clear()
+        await self.open()
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyError("Cannot add program in read-only mode.")
+
+    # Adding ------------------------------------------------------------------------------
+
+    def _prepare(self, program: Program) -> None:
+        """Fill what the database computes on arrival (complexity, trimmed logs)."""
+        if not isinstance(program, Program):
+            raise TypeError(f"expected a Program, got {type(program).__name__}")
+        program.in_archive = False
+        if program.metadata is None:
+            program.metadata = {}
+        limit = self.config.max_stdout_log_chars
+        log_text = program.metadata.get("stdout_log")
+        if limit is not None and isinstance(log_text, str) and len(log_text) > limit:
+            program.metadata["stdout_log"] = log_text[:limit]
+        if program.complexity == 0 and isinstance(program.code, str):
+            metrics = analyze_code_metrics(program.code, str(program.language or "python"))
+            program.complexity = float(metrics["complexity_score"])
+            program.metadata["code_analysis_metrics"] = metrics
+
+    async def _parent_islands(self, parent_ids: Sequence[str]) -> dict[str, int | None]:
+        async with self.store.read() as reader:
+            return {s.id: s.island_idx for s in await reader.summaries(parent_ids)}
+
+    async def add(
+        self, program: Program, verbose: bool = False, defer_maintenance: bool = False
+    ) -> str:
+        """Store a program; return its id (or, for a known ``source_job_id``, the stored one).
+
+        A child joins its parent's island and bumps the parent's ``children_count``; the run's
+        first program goes to island 0 and gets one copy per other island. Unless
+        ``defer_maintenance``, the archive, best program and due migrations follow.
+        """
+        self._check_writable()
+        self._prepare(program)
+        stored_id = None
+        if program.parent_id:
+            island = (await self._parent_islands([program.parent_id])).get(program.parent_id)
+            if island is not None:
+                program.island_idx = island
+                stored_id = await self.store.add(program)
+        if stored_id is None:
+            stored_id = await self._add_root(program)
+        if stored_id != program.id:
+            log.info("program %s not added: job %s already produced %s", program.id,
+                     program.metadata.get("source_job_id"), stored_id)
+            return stored_id
+        if verbose:
+            print(f"added {program.id} gen={program.generation} island={program.island_idx} "
+                  f"score={program.combined_score} correct={program.correct}")
+        if not defer_maintenance:
+            await self.run_post_add_maintenance(program)
+        return stored_id
+
+    async def _add_root(self, program: Program) -> str:
+        async with self.store.write(lock="islands") as writer:
+            job = program.metadata.get("source_job_id")
+            if job is not None:
+                existing = await writer.by_source_job_id(str(job))
+                if existing is not None:
+                    return existing.id
+            first = await assign_root_island(writer, program, self.config, self._rng)
+            copies = island_copies(program, self.config) if first else []
+            await writer.insert([program, *copies])
+        return program.id
+
+    async def add_many(
+        self, programs: Sequence[Program], defer_maintenance: bool = False
+    ) -> list[str]:
+        """Store many programs: those whose parent is known in one transaction (all or none).
+
+        Programs without a known parent are placed first, one by one, as in :meth:`add`.
+        A ``source_job_id`` already stored makes the transaction fail (DuplicateJobError).
+        """
+        self._check_writable()
+        for program in programs:
+            self._prepare(program)
+        batch_ids = {p.id for p in programs}
+        outside = [p.parent_id for p in programs if p.parent_id and p.parent_id not in batch_ids]
+        islands = await self._parent_islands(outside) if outside else {}
+        placed: dict[str, int | None] = {}
+        children = []
+        for program in programs:
+            island = placed.get(program.parent_id or "", islands.get(program.parent_id or ""))
+            if program.parent_id and island is not None:
+                program.island_idx = island
+                children.append(program)
+            else:
+                await self._add_root(program)
+            placed[program.id] = program.island_idx
+        if children:
+            await self.store.add_many(children)
+        if not defer_maintenance:
+            await self.run_post_add_maintenance_batch(list(programs))
+        return [p.id for p in programs]
+
+    # Maintenance -------------------------------------------------------------------------
+
+    async def _maintain_batch(self, programs: Sequence[Program]) -> list[None]:
+        async with self.store.write(lock="maintenance") as writer:
+            await maintain(writer, programs, self.config, self._rng)
+        return [None] * len(programs)
+
+    async def run_post_add_maintenance(
+        self, program: Program, verbose: bool = False, recompute_embeddings: bool = False
+    ) -> None:
+        """Update archive, best program, migrations and islands for a stored program."""
+        self._check_writable()
+        await self._maintenance.submit(program)
+
+    async def run_post_add_maintenance_batch(
+        self, programs: Sequence[Program], verbose: bool = False,
+        recompute_embeddings: bool = False,
+    ) -> None:
+        """Run maintenance for several stored programs (one transaction when possible)."""
+        self._check_writable()
+        for program in sorted(programs, key=lambda p: p.generation):
+            await self._maintenance.submit(program)
+
+    async def check_scheduled_operations(self) -> None:
+        """Run the migration due at the last iteration if no worker has run it yet."""
+        self._check_writable()
+        generation = await self.get_last_iteration()
+        interval = self.config.migration_interval
+        if interval > 0 and generation > 0 and generation % interval == 0:
+            async with self.store.write(lock="maintenance") as writer:
+                await migrate(writer, generation, self.config, self._rng)
+
+    async def is_stagnant(self, current_generation: int) -> bool:
+        """True if dynamic islands are on and the best score is stale for too long."""
+        if not self.config.enable_dynamic_islands:
+            return False
+        since = int(float(await self._metadata("best_score_generation") or 0))
+        return current_generation - since >= self.config.stagnation_threshold
+
+    async def check_and_spawn_island_if_stagnant(self, current_generation: int) -> bool:
+        """Spawn a new island if the run is stagnant; return True if one was spawned."""
+        self._check_writable()
+        if not await self.is_stagnant(current_generation):
+            return False
+        async with self.store.write(lock="maintenance") as writer:
+            copies = await spawn_island(writer, self.config, self._rng)
+            for copy in copies:
+                await update_archive(writer, copy, self.config)
+            await writer.set_metadata("best_score_generation", str(current_generation))
+        return bool(copies)
+
+    # Sampling ----------------------------------------------------------------------------
+
+    async def sample(
+        self,
+        target_generation: int | None = None,
+        novelty_attempt: int | None = None,
+        max_novelty_attempts: int | None = None,
+        resample_attempt: int | None = None,
+        max_resample_attempts: int | None = None,
+    ) -> Sample:
+        """Return (parent, archive inspirations, top-k inspirations).
+
+        Until every island has a correct program the parent is the run's initial program
+        and there are no inspirations.
+        """
+        parent, archive, top, _ = await self._sample(fix_mode=False)
+        return parent, archive, top
+
+    async def sample_with_fix_mode(
+        self,
+        target_generation: int | None = None,
+        novelty_attempt: int | None = None,
+        max_novelty_attempts: int | None = None,
+        resample_attempt: int | None = None,
+        max_resample_attempts: int | None = None,
+    ) -> FixSample:
+        """Like :meth:`sample`, plus ``needs_fix``: True when no correct program exists yet.
+
+        In fix mode the parent is a random incorrect program and its ancestors are returned
+        as archive inspirations.
+        """
+        return await self._sample(fix_mode=True)
+
+    async def _sample(self, fix_mode: bool) -> FixSample:
+        async with self.store.read() as reader:
+            stats = await reader.island_stats()
+            initialized = [s for s in stats if s.correct > 0]
+            if len(initialized) < configured_islands(self.config):
+                return await self._sample_uninitialized(reader, stats, fix_mode)
+            probabilities = island_probabilities(self.config.island_selection_strategy,
+                                                 initialized)
+            island = initialized[choose(self._rng, probabilities)]
+            context = ParentContext(
+                reader=reader, config=self.config, rng=self._rng,
+                best=lambda: self._best(reader),
+                beam_parent=await reader.get_metadata("beam_search_parent_id") or None,
+                set_beam_parent=self.set_beam_search_parent_id,
+            )
+            parent = await select_parent(context, island)
+            best = await self._best(reader)
+            archive, top = await select_inspirations(reader, parent, self.config, self._rng,
+                                                     best)
+        return parent, archive, top, False
+
+    async def _sample_uninitialized(
+        self, reader: StoreReader, stats: list[IslandStats], fix_mode: bool
+    ) -> FixSample:
+        correct = sum(s.correct for s in stats)
+        incorrect = sum(s.programs - s.correct for s in stats)
+        parent = None
+        if fix_mode and correct == 0 and incorrect > 0:
+            parent = await random_program(reader, self._rng, None, incorrect, correct=False)
+        parent = parent or await reader.earliest_program()
+        if parent is None:
+            raise RuntimeError("No programs found in database")
+        if not fix_mode or parent.correct:
+            return parent, [], [], False
+        depth = self.config.num_archive_inspirations + self.config.num_top_k_inspirations
+        return parent, await reader.ancestry(parent.id, max_ancestors=depth), [], True
+
+    # Reads -------------------------------------------------------------------------------
+
+    async def get(self, program_id: str) -> Program | None:
+        """Return the program with this id, or None."""
+        async with self.store.read() as reader:
+            return await reader.get(program_id)
+
+    async def _best(self, reader: StoreReader) -> Program | None:
+        best_id = await reader.get_metadata("best_program_id")
+        if best_id:
+            program = await reader.get(best_id)
+            if program is not None and program.correct:
+                return program
+        program = await reader.best_program()
+        if program is not None and not self.read_only:
+            await self._repair_best_id()
+        return program
+
+    async def _repair_best_id(self) -> None:
+        async with self.store.write(lock="maintenance") as writer:
+            stored = await writer.get_metadata("best_program_id")
+            current = await writer.get(stored) if stored else None
+            if current is None or not current.correct:
+                best = await writer.best_program()
+                if best is not None:
+                    await writer.set_metadata("best_program_id", best.id)
+
+    async def get_best_program(self, metric: str | None = None) -> Program | None:
+        """Return the best correct program (by combined_score, or a public metric)."""
+        async with self.store.read() as reader:
+            if metric is None:
+                return await self._best(reader)
+            return await reader.best_program(metric)
+
+    async def get_top_programs(
+        self, n: int = 10, metric: str | None = "combined_score", correct_only: bool = False
+    ) -> list[Program]:
+        """Return up to ``n`` programs, best first."""
+        async with self.store.read() as reader:
+            return await reader.top_programs(n, metric, correct_only)
+
+    async def get_all_programs(self) -> list[Program]:
+        """Return every program (this loads the whole run: prefer iter_programs)."""
+        async with self.store.read() as reader:
+            return [p async for batch in reader.iter_programs() for p in batch]
+
+    async def get_programs_by_generation(self, generation: int) -> list[Program]:
+        """Return the programs of one generation."""
+        async with self.store.read() as reader:
+            return await reader.programs_by_generation(generation)
+
+    async def get_ancestry(self, program_id: str, max_ancestors: int = 10) -> list[Program]:
+        """Return up to ``max_ancestors`` ancestors of a program, oldest first."""
+        async with self.store.read() as reader:
+            return await reader.ancestry(program_id, max_ancestors)
+
+    async def get_program_count_and_timestamp(self) -> dict[str, Any]:
+        """Return {"count": programs, "max_timestamp": newest timestamp or None}."""
+        async with self.store.read() as reader:
+            count, newest = await reader.count_and_last_timestamp()
+        return {"count": count, "max_timestamp": newest}
+
+    async def count(self) -> int:
+        """Return the number of programs."""
+        async with self.store.read() as reader:
+            return await reader.count()
+
+    async def island_stats(self) -> list[IslandStats]:
+        """Return per-island program counts, correct counts and best scores."""
+        async with self.store.read() as reader:
+            return await reader.island_stats()
+
+    async def has_program_with_source_job_id(self, source_job_id: str) -> bool:
+        """True if a program produced by this job is stored (answered from an index)."""
+        return await self.get_program_by_source_job_id(source_job_id) is not None
+
+    async def get_program_by_source_job_id(self, source_job_id: str) -> Program | None:
+        """Return the program produced by this job, if stored."""
+        async with self.store.read() as reader:
+            return await reader.by_source_job_id(str(source_job_id))
+
+    async def compute_similarity(
+        self, code_embedding: Sequence[float], island_idx: int
+    ) -> list[float]:
+        """Cosine similarity of an embedding with every embedded program of an island.
+
+        Values are ordered by program id; a program whose embedding has another length
+        scores 0.0.
+        """
+        if code_embedding is None or len(code_embedding) == 0:
+            return []
+        async with self.store.read() as reader:
+            _, similarities = await self._similarity.similarities(reader, code_embedding,
+                                                                  island_idx)
+        return similarities.tolist()
+
+    async def get_most_similar_program(
+        self, code_embedding: Sequence[float], island_idx: int
+    ) -> Program | None:
+        """Return the island's program most similar to an embedding, or None."""
+        if code_embedding is None or len(code_embedding) == 0:
+            return None
+        async with self.store.read() as reader:
+            ids, similarities = await self._similarity.similarities(reader, code_embedding,
+                                                                    island_idx)
+            if not ids:
+                return None
+            return await reader.get(ids[int(np.argmax(similarities))])
+
+    # Metadata and events -----------------------------------------------------------------
+
+    async def _metadata(self, key: str) -> str | None:
+        async with self.store.read() as reader:
+            value = await reader.get_metadata(key)
+        return None if value in (None, "", "None") else value
+
+    async def get_metadata(self) -> dict[str, str | None]:
+        """Return the whole metadata store."""
+        async with self.store.read() as reader:
+            return await reader.all_metadata()
+
+    async def get_last_iteration(self) -> int:
+        """The highest generation stored so far."""
+        value = await self._metadata("last_iteration")
+        return int(float(value)) if value is not None else 0
+
+    async def get_best_program_id(self) -> str | None:
+        """The id of the tracked best program."""
+        return await self._metadata("best_program_id")
+
+    async def get_beam_search_parent_id(self) -> str | None:
+        """The current beam-search parent."""
+        return await self._metadata("beam_search_parent_id")
+
+    async def set_beam_search_parent_id(self, program_id: str | None) -> None:
+        """Set the beam-search parent (ignored in read-only mode)."""
+        if self.read_only:
+            return
+        async with self.store.write() as writer:
+            await writer.set_metadata("beam_search_parent_id", program_id)
+
+    async def get_best_score_ever(self) -> float | None:
+        """The best score seen (for stagnation tracking)."""
+        value = await self._metadata("best_score_ever")
+        return float(value) if value is not None else None
+
+    async def get_best_score_generation(self) -> int:
+        """The generation at which the best score was found."""
+        value = await self._metadata("best_score_generation")
+        return int(float(value)) if value is not None else 0
+
+    async def get_last_migration_generation(self) -> int | None:
+        """The generation of the last migration, if any."""
+        value = await self._metadata(LAST_MIGRATION_KEY)
+        return int(float(value)) if value is not None else None
+
+    async def record_generation_event(
+        self, generation: int, status: str, source_job_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Append a row to the generation event log."""
+        self._check_writable()
+        async with self.store.write() as writer:
+            await writer.record_generation_event(
+                GenerationEvent(generation, status, source_job_id, details, time.time()))
+
+    async def record_attempt_event(
+        self, generation: int, stage: str, status: str, details: dict[str, Any] | None = None
+    ) -> None:
+        """Append a row to the attempt log."""
+        self._check_writable()
+        async with self.store.write() as writer:
+            await writer.record_attempt_event(
+                AttemptEvent(generation, stage, status, details, time.time()))
+
+    # Summary -----------------------------------------------------------------------------
+
+    async def summary(self) -> dict[str, Any]:
+        """Return counts per island, the best program, archive size and last iteration."""
+        async with self.store.read() as reader:
+            stats = await reader.island_stats()
+            best = await self._best(reader)
+            archive = await reader.archive_count()
+            count = await reader.count()
+            last = await reader.get_metadata("last_iteration")
+        return {
+            "url": str(self.url),
+            "programs": count,
+            "correct": sum(s.correct for s in stats),
+            "archive": archive,
+            "archive_size": self.config.archive_size,
+            "last_iteration": int(float(last)) if last else 0,
+            "islands": [vars(s) for s in stats],
+            "best": None if best is None else {
+                "id": best.id, "score": best.combined_score, "generation": best.generation,
+                "island": best.island_idx,
+            },
+        }
+
+    async def print_summary(self, console: Any = None,
+                            total_program_target: int | None = None) -> None:
+        """Print a summary table of the run (to ``console.print`` if given, else stdout)."""
+        text = format_summary(await self.summary(), total_program_target)
+        (console.print if console is not None and hasattr(console, "print") else print)(text)

@@ -1,0 +1,76 @@
+"""Inspirations shown to the LLM next to the parent: archive picks and the archive's top-k.
+
+Archive inspirations, in order: the best program (if correct, and on the parent's island
+when ``enforce_island_separation``), the island's elites (``elite_selection_ratio``), random
+members of the island's archive, then — only without island separation — random members
+of the whole archive. Top-k: the best archive members (of the parent's island when
+separation is enforced) other than the parent and the archive inspirations. Everything is
+chosen from the archive, which holds at most ``archive_size`` programs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from genesis.database.config import DatabaseConfig
+from genesis.database.program import Program
+from genesis.database.protocol import ProgramSummary, StoreReader
+from genesis.database.selection import num_elites
+
+__all__ = ["select_inspirations"]
+
+
+def _by_score(members: list[ProgramSummary]) -> list[ProgramSummary]:
+    return sorted(members, key=lambda m: (-(m.combined_score if m.combined_score is not None
+                                            else -np.inf), m.id))
+
+
+def _shuffled(members: list[ProgramSummary], rng: np.random.Generator
+              ) -> list[ProgramSummary]:
+    return [members[int(i)] for i in rng.permutation(len(members))]
+
+
+async def select_inspirations(
+    reader: StoreReader,
+    parent: Program,
+    config: DatabaseConfig,
+    rng: np.random.Generator,
+    best: Program | None,
+) -> tuple[list[Program], list[Program]]:
+    """Return (archive inspirations, top-k inspirations) for ``parent``."""
+    separate = config.enforce_island_separation
+    island = parent.island_idx
+    local = await reader.archive_summaries(island) if island is not None else []
+    everywhere: list[ProgramSummary] | None = None
+    chosen: list[str] = []
+    taken = {parent.id}
+
+    def take(candidates: list[ProgramSummary], limit: int) -> None:
+        for member in candidates:
+            if len(chosen) >= limit:
+                return
+            if member.id not in taken:
+                chosen.append(member.id)
+                taken.add(member.id)
+
+    n = config.num_archive_inspirations
+    if n > 0:
+        if best is not None and best.correct and best.id not in taken and \
+                (not separate or best.island_idx == island):
+            chosen.append(best.id)
+            taken.add(best.id)
+        elites = num_elites(n, config.elite_selection_ratio)
+        if elites > 0 and island is not None:
+            take(_by_score(local)[: elites + len(taken)], n)
+        take(_shuffled(local, rng), n)
+        if len(chosen) < n and not separate:
+            everywhere = await reader.archive_summaries()
+            take(_shuffled(everywhere, rng), n)
+    k = config.num_top_k_inspirations
+    top: list[str] = []
+    if k > 0 and not (separate and island is None):
+        pool = local if separate else (everywhere or await reader.archive_summaries())
+        top = [m.id for m in _by_score(pool) if m.id not in taken][:k]
+    programs = {p.id: p for p in await reader.get_many([*chosen, *top])}
+    return ([programs[i] for i in chosen if i in programs],
+            [programs[i] for i in top if i in programs])
