@@ -296,6 +296,14 @@ class SQLSession:
             last = rows[-1][0]
             yield [self._program(row[1:]) for row in rows]
 
+    async def children(
+        self, program_id: str, *, correct_only: bool = True, limit: int = 100
+    ) -> list[Program]:
+        """Return up to ``limit`` children of a program, best score first."""
+        where = "p.parent_id = ?" + (" AND p.correct = TRUE" if correct_only else "")
+        sql = self._select(where, "ORDER BY p.combined_score DESC NULLS LAST, p.id LIMIT ?")
+        return await self._programs(sql, (program_id, limit))
+
     async def ancestry(self, program_id: str, max_ancestors: int = 10) -> list[Program]:
         """Return up to ``max_ancestors`` ancestors, oldest first."""
         if max_ancestors <= 0:
