@@ -115,7 +115,10 @@ async def _spawn_source(
 ) -> Program | None:
     strategy = config.island_spawn_strategy
     if strategy == "best":
-        return await writer.best_program()
+        tracked = await writer.get_metadata("best_program_id")
+        program = await writer.get(tracked) if tracked else None
+        return program if program is not None and program.correct else \
+            await writer.best_program()
     if strategy == "archive_random":
         members = await writer.archive_summaries()
         if members:
