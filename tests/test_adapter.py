@@ -22,7 +22,8 @@ from tests.factories import make_program
         ("SELECT /* a ? /* nested ? */ b */ ?", "SELECT /* a ? /* nested ? */ b */ %s"),
         ("SELECT $$ ? $$, $tag$ it's ? $tag$, ?", "SELECT $$ ? $$, $tag$ it's ? $tag$, %s"),
         ("SELECT E'\\' ?', ?", "SELECT E'\\' ?', %s"),
-        ("SELECT 100 % 7 WHERE x LIKE 'a%' AND y = ?", "SELECT 100 %% 7 WHERE x LIKE 'a%' AND y = %s"),
+        ("SELECT 100 % 7 WHERE x LIKE 'a%' AND y = ?",
+         "SELECT 100 %% 7 WHERE x LIKE 'a%' AND y = %s"),
         ("SELECT $1::int", "SELECT $1::int"),
     ],
 )

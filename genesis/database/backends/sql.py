@@ -118,6 +118,10 @@ class SQLSession:
     async def _insert_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
         raise NotImplementedError
 
+    def _json_param(self, text: str | None) -> str | None:
+        """Return JSON text as the backend must receive it (PostgreSQL's JSONB needs a hook)."""
+        return text
+
     # Decoding ----------------------------------------------------------------------------
 
     def _select(self, where: str = "", tail: str = "") -> str:
@@ -525,14 +529,15 @@ class SQLSession:
         history.append(event)
         await self._run(self.dialect.sql(
             f"UPDATE programs SET island_idx = ?, migration_history = {self.dialect.json_cast} "
-            "WHERE id = ?"), (island, dumps(history), program_id))
+            "WHERE id = ?"), (island, self._json_param(dumps(history)), program_id))
 
     async def record_generation_event(self, event: GenerationEvent) -> None:
         """Append to the generation event log."""
         await self._run(self.dialect.sql(
             "INSERT INTO generation_event_log (generation, status, source_job_id, details, "
             f"created_at) VALUES (?, ?, ?, {self.dialect.json_cast}, ?)"),
-            (event.generation, event.status, event.source_job_id, _details_text(event.details),
+            (event.generation, event.status, event.source_job_id,
+             self._json_param(_details_text(event.details)),
              event.created_at or time.time()))
 
     async def record_attempt_event(self, event: AttemptEvent) -> None:
@@ -540,7 +545,8 @@ class SQLSession:
         await self._run(self.dialect.sql(
             "INSERT INTO attempt_log (generation, stage, status, details, created_at) "
             f"VALUES (?, ?, ?, {self.dialect.json_cast}, ?)"),
-            (event.generation, event.stage, event.status, _details_text(event.details),
+            (event.generation, event.stage, event.status,
+             self._json_param(_details_text(event.details)),
              event.created_at or time.time()))
 
 
