@@ -331,16 +331,14 @@ class AsyncProgramDatabase:
             probabilities = island_probabilities(self.config.island_selection_strategy,
                                                  initialized)
             island = initialized[choose(self._rng, probabilities)]
-            context = ParentContext(
-                reader=reader, config=self.config, rng=self._rng,
-                best=lambda: self._best(reader),
-                beam_parent=await reader.get_metadata("beam_search_parent_id") or None,
-                set_beam_parent=self.set_beam_search_parent_id,
-            )
-            parent = await select_parent(context, island)
+            members = await reader.archive_summaries()
             best = await self._best(reader)
+            context = ParentContext(reader=reader, config=self.config, rng=self._rng,
+                                    archive=members, best=best,
+                                    set_beam_parent=self.set_beam_search_parent_id)
+            parent = await select_parent(context, island)
             archive, top = await select_inspirations(reader, parent, self.config, self._rng,
-                                                     best)
+                                                     best, members)
         return parent, archive, top, False
 
     async def _sample_uninitialized(

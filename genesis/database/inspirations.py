@@ -10,6 +10,8 @@ chosen from the archive, which holds at most ``archive_size`` programs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from genesis.database.config import DatabaseConfig
@@ -36,12 +38,15 @@ async def select_inspirations(
     config: DatabaseConfig,
     rng: np.random.Generator,
     best: Program | None,
+    archive: Sequence[ProgramSummary],
 ) -> tuple[list[Program], list[Program]]:
-    """Return (archive inspirations, top-k inspirations) for ``parent``."""
+    """Return (archive inspirations, top-k inspirations) for ``parent``.
+
+    ``archive`` is the archive's correct members, as read by the caller.
+    """
     separate = config.enforce_island_separation
     island = parent.island_idx
-    local = await reader.archive_summaries(island) if island is not None else []
-    everywhere: list[ProgramSummary] | None = None
+    local = [m for m in archive if island is not None and m.island_idx == island]
     chosen: list[str] = []
     taken = {parent.id}
 
@@ -64,12 +69,11 @@ async def select_inspirations(
             take(_by_score(local)[: elites + len(taken)], n)
         take(_shuffled(local, rng), n)
         if len(chosen) < n and not separate:
-            everywhere = await reader.archive_summaries()
-            take(_shuffled(everywhere, rng), n)
+            take(_shuffled(list(archive), rng), n)
     k = config.num_top_k_inspirations
     top: list[str] = []
     if k > 0 and not (separate and island is None):
-        pool = local if separate else (everywhere or await reader.archive_summaries())
+        pool = local if separate else list(archive)
         top = [m.id for m in _by_score(pool) if m.id not in taken][:k]
     programs = {p.id: p for p in await reader.get_many([*chosen, *top])}
     return ([programs[i] for i in chosen if i in programs],

@@ -6,14 +6,14 @@ one row through an index; none loads the island's programs.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from genesis.database.config import DatabaseConfig
 from genesis.database.program import Program
-from genesis.database.protocol import IslandStats, StoreReader
+from genesis.database.protocol import IslandStats, ProgramSummary, StoreReader
 from genesis.database.selection import (
     choose,
     power_law_probabilities,
@@ -25,14 +25,18 @@ __all__ = ["ParentContext", "random_program", "select_parent"]
 
 @dataclass
 class ParentContext:
-    """What a strategy may consult besides the store."""
+    """What a strategy may consult besides the store: the archive and the best program."""
 
     reader: StoreReader
     config: DatabaseConfig
     rng: np.random.Generator
-    best: Callable[[], Awaitable[Program | None]]
-    beam_parent: str | None
+    archive: Sequence[ProgramSummary]
+    best: Program | None
     set_beam_parent: Callable[[str], Awaitable[None]]
+
+    def members(self, island: int) -> list[ProgramSummary]:
+        """The archive's correct members on one island."""
+        return [m for m in self.archive if m.island_idx == island]
 
 
 async def random_program(
@@ -47,14 +51,14 @@ async def random_program(
 
 
 async def _best_or_random(ctx: ParentContext, island: IslandStats) -> Program | None:
-    best = await ctx.best()
+    best = ctx.best
     if best is not None and best.correct and best.island_idx == island.island_idx:
         return best
     return await random_program(ctx.reader, ctx.rng, island.island_idx, island.correct)
 
 
 async def _weighted(ctx: ParentContext, island: IslandStats) -> Program | None:
-    members = await ctx.reader.archive_summaries(island.island_idx)
+    members = ctx.members(island.island_idx)
     if not members:
         return await _best_or_random(ctx, island)
     probabilities = weighted_parent_probabilities(
@@ -66,8 +70,7 @@ async def _weighted(ctx: ParentContext, island: IslandStats) -> Program | None:
 
 async def _power_law(ctx: ParentContext, island: IslandStats) -> Program | None:
     alpha = ctx.config.exploitation_alpha
-    members = sorted(await ctx.reader.archive_summaries(island.island_idx),
-                     key=lambda m: -(m.combined_score or 0.0))
+    members = sorted(ctx.members(island.island_idx), key=lambda m: -(m.combined_score or 0.0))
     if members:
         rank = choose(ctx.rng, power_law_probabilities(len(members), alpha))
         return await ctx.reader.get(members[rank].id)
@@ -79,11 +82,12 @@ async def _power_law(ctx: ParentContext, island: IslandStats) -> Program | None:
 
 
 async def _beam_search(ctx: ParentContext, island: IslandStats) -> Program | None:
-    parent = await ctx.reader.get(ctx.beam_parent) if ctx.beam_parent else None
+    beam = await ctx.reader.get_metadata("beam_search_parent_id")
+    parent = await ctx.reader.get(beam) if beam else None
     if parent is not None and parent.children_count < ctx.config.num_beams:
         return parent
-    best = await ctx.best()
-    if best is not None and best.id != ctx.beam_parent:
+    best = ctx.best
+    if best is not None and best.id != beam:
         await ctx.set_beam_parent(best.id)
     return best or parent
 

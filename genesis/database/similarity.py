@@ -1,18 +1,19 @@
 """Cosine similarity of a query embedding against an island's programs.
 
-Embeddings are immutable once stored, so each island's normalised vectors are kept in a
-float32 matrix and refreshed incrementally: a call lists the island's current ids (an
-index-only query), fetches only the blobs it has not seen, and computes every similarity
-in one matrix-vector product. Islands are evicted least-recently-used beyond a memory
-budget. Results follow ShinkaEvolve's rules: a vector of another length, or a zero
-vector, has similarity 0.
+Embeddings are immutable once stored, so each island keeps its normalised vectors in
+float32 matrices (one per vector length) that only grow: a call lists the island's
+current ids (an index-only query), fetches the blobs it has not seen, appends them, and
+computes every similarity with one matrix-vector product. Programs that left the island
+leave unused rows behind, compacted away when they outnumber the live ones. Islands are
+evicted least-recently-used beyond a memory budget. As in ShinkaEvolve, a vector of
+another length, or a zero vector, has similarity 0.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,20 +23,61 @@ __all__ = ["SimilarityIndex"]
 
 
 @dataclass
-class _IslandMatrix:
-    ids: list[str]
-    rows: dict[str, np.ndarray]
-    groups: dict[int, tuple[np.ndarray, np.ndarray]]
+class _Block:
+    """Normalised float32 vectors of one length, in arrival order."""
+
+    matrix: np.ndarray
+    count: int = 0
+
+    def append(self, vector: np.ndarray) -> int:
+        if self.count == len(self.matrix):
+            grown = np.empty((max(64, 2 * len(self.matrix)), self.matrix.shape[1]), np.float32)
+            grown[: self.count] = self.matrix[: self.count]
+            self.matrix = grown
+        self.matrix[self.count] = vector
+        self.count += 1
+        return self.count - 1
+
+
+@dataclass
+class _Island:
+    ids: list[str] = field(default_factory=list)
+    where: dict[str, tuple[int, int]] = field(default_factory=dict)
+    blocks: dict[int, _Block] = field(default_factory=dict)
+    selection: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @property
     def nbytes(self) -> int:
-        return sum(matrix.nbytes for _, matrix in self.groups.values())
+        return sum(block.matrix.nbytes for block in self.blocks.values())
 
+    def add(self, pid: str, blob: bytes) -> None:
+        vector = np.frombuffer(blob, dtype="<f8")
+        norm = float(np.linalg.norm(vector))
+        unit = (vector / norm if norm > 0 else np.zeros_like(vector)).astype(np.float32)
+        block = self.blocks.setdefault(len(unit), _Block(np.empty((0, len(unit)), np.float32)))
+        self.where[pid] = (len(unit), block.append(unit))
 
-def _unit(blob: bytes) -> np.ndarray:
-    vector = np.frombuffer(blob, dtype="<f8")
-    norm = float(np.linalg.norm(vector))
-    return (vector / norm if norm > 0 else np.zeros_like(vector)).astype(np.float32)
+    def select(self, ids: list[str]) -> None:
+        if sum(b.count for b in self.blocks.values()) > 2 * len(ids) + 1024:
+            self._compact(ids)
+        chosen: dict[int, tuple[list[int], list[int]]] = {}
+        for position, pid in enumerate(ids):
+            if pid in self.where:
+                dim, row = self.where[pid]
+                positions, rows = chosen.setdefault(dim, ([], []))
+                positions.append(position)
+                rows.append(row)
+        self.selection = {dim: (np.array(p), np.array(r)) for dim, (p, r) in chosen.items()}
+        self.ids = ids
+
+    def _compact(self, ids: list[str]) -> None:
+        live = [pid for pid in ids if pid in self.where]
+        old_where, old_blocks = self.where, self.blocks
+        self.where, self.blocks = {}, {}
+        for pid in live:
+            dim, row = old_where[pid]
+            block = self.blocks.setdefault(dim, _Block(np.empty((0, dim), np.float32)))
+            self.where[pid] = (dim, block.append(old_blocks[dim].matrix[row]))
 
 
 class SimilarityIndex:
@@ -43,52 +85,34 @@ class SimilarityIndex:
 
     def __init__(self, max_bytes: int = 512 * 1024 * 1024) -> None:
         self._max_bytes = max_bytes
-        self._islands: OrderedDict[int, _IslandMatrix] = OrderedDict()
+        self._islands: OrderedDict[int, _Island] = OrderedDict()
 
     async def similarities(
         self, reader: StoreReader, query: Sequence[float], island: int
     ) -> tuple[list[str], np.ndarray]:
         """Return the island's program ids (sorted) and their cosine similarity to ``query``."""
         ids = await reader.embedding_ids(island)
-        cached = self._islands.get(island)
-        if cached is None or cached.ids != ids:
-            cached = await self._refresh(reader, ids, cached)
-            self._islands[island] = cached
-            self._evict()
+        cache = self._islands.setdefault(island, _Island())
         self._islands.move_to_end(island)
+        if cache.ids != ids:
+            missing = [pid for pid in ids if pid not in cache.where]
+            if missing:
+                for pid, blob in (await reader.embeddings(missing)).items():
+                    cache.add(pid, blob)
+            cache.select(ids)
+            self._evict()
         sims = np.zeros(len(ids), dtype=np.float64)
         q = np.asarray(query, dtype=np.float64)
         norm = float(np.linalg.norm(q))
-        group = cached.groups.get(len(q))
-        if group is not None and norm > 0:
-            positions, matrix = group
-            sims[positions] = matrix @ (q / norm).astype(np.float32)
+        if len(q) in cache.selection and norm > 0:
+            positions, rows = cache.selection[len(q)]
+            block = cache.blocks[len(q)]
+            sims[positions] = (block.matrix[: block.count] @ (q / norm).astype(np.float32))[rows]
         return ids, sims
-
-    async def _refresh(
-        self, reader: StoreReader, ids: list[str], old: _IslandMatrix | None
-    ) -> _IslandMatrix:
-        rows = {pid: old.rows[pid] for pid in ids if old is not None and pid in old.rows}
-        missing = [pid for pid in ids if pid not in rows]
-        if missing:
-            blobs = await reader.embeddings(missing)
-            rows.update({pid: _unit(blob) for pid, blob in blobs.items()})
-        by_dim: dict[int, list[int]] = {}
-        for position, pid in enumerate(ids):
-            if pid in rows:
-                by_dim.setdefault(len(rows[pid]), []).append(position)
-        groups = {
-            dim: (np.array(positions), np.stack([rows[ids[p]] for p in positions]))
-            for dim, positions in by_dim.items()
-        }
-        for positions, matrix in groups.values():  # rows become views: one copy in memory
-            for index, position in enumerate(positions):
-                rows[ids[position]] = matrix[index]
-        return _IslandMatrix(ids, rows, groups)
 
     def _evict(self) -> None:
         while len(self._islands) > 1 and \
-                sum(m.nbytes for m in self._islands.values()) > self._max_bytes:
+                sum(island.nbytes for island in self._islands.values()) > self._max_bytes:
             self._islands.popitem(last=False)
 
     def clear(self) -> None:

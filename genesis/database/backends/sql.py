@@ -329,13 +329,14 @@ class SQLSession:
         return ancestors[::-1]
 
     async def archive_summaries(self, island: int | None = None) -> list[ProgramSummary]:
-        """Return the archive's correct members (of one island, or all)."""
-        sql = (f"SELECT {_SUMMARY} FROM archive a JOIN programs p ON p.id = a.program_id "
-               "WHERE p.correct = TRUE")
-        if island is None:
-            return [_summary(r) for r in await self._all(sql + " ORDER BY p.id")]
-        sql += " AND p.island_idx = ? ORDER BY p.id"
-        return [_summary(r) for r in await self._all(self.dialect.sql(sql), (island,))]
+        """Return the archive's correct members (of one island, or all), sorted by id.
+
+        The archive is read first and its members fetched by primary key: a join would let
+        a planner with stale statistics scan the island instead of the (small) archive.
+        """
+        ids = sorted(row[0] for row in await self._all("SELECT program_id FROM archive"))
+        return [s for s in await self.summaries(ids)
+                if s.correct and (island is None or s.island_idx == island)]
 
     async def archive_count(self) -> int:
         """Return the number of archive members."""
