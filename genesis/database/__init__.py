@@ -18,6 +18,7 @@ from genesis.database.errors import (
     ReadOnlyError,
     SchemaError,
 )
+from genesis.database.facade import ProgramDatabase
 from genesis.database.program import Program
 from genesis.database.protocol import ProgramStore, StoreReader, StoreWriter
 from genesis.database.url import DatabaseURL, resolve_url
@@ -38,6 +39,7 @@ __all__ = [
     "NotAProgramDatabaseError",
     "OperationalError",
     "Program",
+    "ProgramDatabase",
     "ProgramStore",
     "ReadOnlyError",
     "SchemaError",
