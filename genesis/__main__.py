@@ -1,0 +1,7 @@
+"""``python -m genesis`` runs the command line."""
+
+import sys
+
+from genesis.cli import main
+
+sys.exit(main())
