@@ -1,0 +1,47 @@
+"""Connecting to PostgreSQL: connection settings of a run, and errors naming the server.
+
+Every connection Genesis opens is in autocommit mode (transactions are explicit) and carries
+an ``application_name`` (``genesis/<run>`` unless the URL sets one), so an administrator
+can tell a run's connections apart in ``pg_stat_activity``. A failure to connect is an
+:class:`OperationalError` naming host and port; the password never appears in it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import psycopg
+
+from genesis.database.errors import OperationalError, translating
+from genesis.database.url import DatabaseURL
+
+__all__ = ["connect", "connection_kwargs", "unreachable"]
+
+
+def connection_kwargs(url: DatabaseURL, timeout: float) -> dict[str, Any]:
+    """Return the psycopg connection options of a run (added to ``url.conninfo()``)."""
+    options: dict[str, Any] = {
+        "autocommit": True,
+        "connect_timeout": max(1, math.ceil(timeout)),
+    }
+    if "application_name" not in dict(url.options):
+        options["application_name"] = f"genesis/{url.run}"
+    return options
+
+
+def unreachable(url: DatabaseURL, exc: BaseException) -> OperationalError:
+    """Return the error reporting that the server named by ``url`` could not be used."""
+    database = url.database or "(default database)"
+    return OperationalError(f"cannot connect to PostgreSQL at {url.endpoint} "
+                            f"(database {database}): {exc}")
+
+
+async def connect(url: DatabaseURL, timeout: float = 30.0) -> psycopg.AsyncConnection[Any]:
+    """Open one autocommit connection, or raise OperationalError naming host and port."""
+    try:
+        with translating(url):
+            return await psycopg.AsyncConnection.connect(
+                url.conninfo(), **connection_kwargs(url, timeout))
+    except OperationalError as exc:
+        raise unreachable(url, exc) from exc

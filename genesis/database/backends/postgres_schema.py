@@ -1,0 +1,314 @@
+"""PostgreSQL schema of a run: DDL, versions, ordered forward-only upgrade steps.
+
+A run lives in its own schema, ``genesis_<run>``, and every object in the DDL is qualified
+with it, so nothing depends on ``search_path``. Versions are numbered like SQLite's (1: the
+ShinkaEvolve tables, 2: Genesis' indexes, island counters and job index), so both backends
+report the same version for the same schema level. ``genesis_schema`` records one row per
+applied step. Upgrades run in one transaction begun once an advisory lock derived from the
+schema name is held, and re-read the version first: many workers starting at once on a
+new run create it exactly once. :func:`render_ddl` returns the same statements as one
+script; it is the source of ``docker/init-db.sql``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+
+from genesis.database.errors import SchemaError, translating
+from genesis.database.url import DEFAULT_RUN, DatabaseURL, validate_run_name
+
+__all__ = [
+    "SCHEMA_PREFIX",
+    "SCHEMA_VERSION",
+    "ddl_lock",
+    "prepare",
+    "read_version",
+    "render_ddl",
+    "schema_name",
+]
+
+SCHEMA_VERSION = 2
+SCHEMA_PREFIX = "genesis_"
+# The advisory lock of whoever creates, upgrades or drops a run's schema. Its one-bigint key
+# space is disjoint from the two-int one of write locks.
+_DDL_KEY = "hashtextextended('genesis:' || %s, 0)"
+
+_BOOTSTRAP = (
+    "CREATE SCHEMA IF NOT EXISTS {s}",
+    """CREATE TABLE IF NOT EXISTS {s}.genesis_schema (
+    version INTEGER PRIMARY KEY,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)""",
+)
+
+_TABLES = (
+    """CREATE TABLE {s}.programs (
+    id TEXT PRIMARY KEY,
+    code TEXT NOT NULL,
+    language TEXT NOT NULL DEFAULT 'python',
+    parent_id TEXT,
+    archive_inspiration_ids JSONB NOT NULL DEFAULT '[]',
+    top_k_inspiration_ids JSONB NOT NULL DEFAULT '[]',
+    island_idx INTEGER,
+    generation INTEGER NOT NULL DEFAULT 0,
+    timestamp DOUBLE PRECISION NOT NULL,
+    code_diff TEXT,
+    combined_score DOUBLE PRECISION,
+    public_metrics JSONB NOT NULL DEFAULT '{}',
+    private_metrics JSONB NOT NULL DEFAULT '{}',
+    text_feedback TEXT NOT NULL DEFAULT '',
+    correct BOOLEAN NOT NULL DEFAULT FALSE,
+    children_count INTEGER NOT NULL DEFAULT 0,
+    complexity DOUBLE PRECISION,
+    embedding BYTEA,
+    embedding_pca_2d JSONB NOT NULL DEFAULT '[]',
+    embedding_pca_3d JSONB NOT NULL DEFAULT '[]',
+    embedding_cluster_id INTEGER,
+    migration_history JSONB NOT NULL DEFAULT '[]',
+    metadata JSONB NOT NULL DEFAULT '{}',
+    system_prompt_id TEXT,
+    source_job_id TEXT,
+    seq BIGINT GENERATED ALWAYS AS IDENTITY
+)""",
+    """CREATE TABLE {s}.archive (
+    program_id TEXT PRIMARY KEY REFERENCES {s}.programs (id) ON DELETE CASCADE
+)""",
+    "CREATE TABLE {s}.metadata_store (key TEXT PRIMARY KEY, value TEXT)",
+    """CREATE TABLE {s}.generation_event_log (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    generation INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    source_job_id TEXT,
+    details JSONB,
+    created_at DOUBLE PRECISION NOT NULL
+)""",
+    """CREATE TABLE {s}.attempt_log (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    generation INTEGER NOT NULL,
+    stage TEXT NOT NULL,
+    status TEXT NOT NULL,
+    details JSONB,
+    created_at DOUBLE PRECISION NOT NULL
+)""",
+    "CREATE INDEX idx_programs_generation ON {s}.programs (generation)",
+    "CREATE INDEX idx_programs_parent_id ON {s}.programs (parent_id)",
+    "CREATE INDEX idx_generation_event_log_generation ON {s}.generation_event_log (generation)",
+    "CREATE INDEX idx_attempt_log_generation ON {s}.attempt_log (generation)",
+)
+
+
+
+def _fill(template: str, **parts: str) -> str:
+    """Replace each ``{name}`` in a template (JSON and $$ bodies make str.format unusable)."""
+    for name, text in parts.items():
+        template = template.replace("{" + name + "}", text)
+    return template
+
+
+# Per-island counts of a set of program rows, ordered so that concurrent writers lock the
+# island rows in one order.
+_ISLAND_COUNTS = """SELECT COALESCE(island_idx, -1), COUNT(*), COUNT(*) FILTER (WHERE correct),
+           MAX(combined_score) FILTER (WHERE correct)
+    FROM {rows} GROUP BY 1 ORDER BY 1"""
+_ADD_COUNTS = """INSERT INTO {s}.islands AS i (island_idx, programs, correct, best_score)
+    {counts}
+    ON CONFLICT (island_idx) DO UPDATE SET
+        programs = i.programs + excluded.programs,
+        correct = i.correct + excluded.correct,
+        best_score = GREATEST(i.best_score, excluded.best_score)"""
+# The best correct score of island ``i`` recomputed through the (island, correct, score)
+# index; island -1 counts the programs without an island.
+_BEST = """CASE WHEN i.island_idx = -1
+        THEN (SELECT MAX(p.combined_score) FROM {s}.programs p
+              WHERE p.island_idx IS NULL AND p.correct)
+        ELSE (SELECT MAX(p.combined_score) FROM {s}.programs p
+              WHERE p.island_idx = i.island_idx AND p.correct) END"""
+
+_DELTA_COUNTS = """SELECT island_idx, SUM(programs), SUM(correct), MAX(score)
+        FROM deltas GROUP BY island_idx ORDER BY island_idx"""
+
+_INSERT_FUNCTION = """CREATE FUNCTION {s}.islands_after_insert() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    {add};
+    RETURN NULL;
+END
+$$"""
+
+_UPDATE_FUNCTION = """CREATE FUNCTION {s}.islands_after_update() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    losers INTEGER[];
+BEGIN
+    WITH changed AS (
+        SELECT o.island_idx AS old_island, o.correct AS old_correct,
+               n.island_idx AS new_island, n.correct AS new_correct,
+               n.combined_score AS new_score
+        FROM old_rows o FULL JOIN new_rows n ON n.id = o.id
+        WHERE (o.island_idx, o.correct, o.combined_score)
+              IS DISTINCT FROM (n.island_idx, n.correct, n.combined_score)
+    ), deltas AS (
+        SELECT COALESCE(new_island, -1) AS island_idx, 1 AS programs,
+               new_correct::INTEGER AS correct,
+               CASE WHEN new_correct THEN new_score END AS score
+        FROM changed WHERE new_correct IS NOT NULL
+        UNION ALL
+        SELECT COALESCE(old_island, -1), -1, -old_correct::INTEGER, NULL
+        FROM changed WHERE old_correct IS NOT NULL
+    ), applied AS (
+        {add}
+    )
+    SELECT array_agg(DISTINCT COALESCE(old_island, -1)) INTO losers
+    FROM changed WHERE old_correct IS NOT NULL;
+    IF losers IS NOT NULL THEN
+        UPDATE {s}.islands i SET best_score = {best}
+        WHERE i.island_idx = ANY (losers);
+    END IF;
+    RETURN NULL;
+END
+$$"""
+
+_DELETE_FUNCTION = """CREATE FUNCTION {s}.islands_after_delete() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE {s}.islands i SET programs = i.programs - g.programs,
+        correct = i.correct - g.correct, best_score = {best}
+    FROM (SELECT COALESCE(island_idx, -1) AS island_idx, COUNT(*) AS programs,
+                 COUNT(*) FILTER (WHERE correct) AS correct
+          FROM old_rows GROUP BY 1) g
+    WHERE i.island_idx = g.island_idx;
+    RETURN NULL;
+END
+$$"""
+
+_GENESIS = (
+    """CREATE TABLE {s}.islands (
+    island_idx INTEGER PRIMARY KEY,
+    programs INTEGER NOT NULL DEFAULT 0,
+    correct INTEGER NOT NULL DEFAULT 0,
+    best_score DOUBLE PRECISION
+)""",
+    "CREATE UNIQUE INDEX idx_programs_seq ON {s}.programs (seq)",
+    "CREATE UNIQUE INDEX idx_programs_source_job_id ON {s}.programs (source_job_id) "
+    "WHERE source_job_id IS NOT NULL",
+    "CREATE INDEX idx_programs_island_correct_score "
+    "ON {s}.programs (island_idx, correct, combined_score DESC NULLS LAST, id DESC)",
+    "CREATE INDEX idx_programs_island_correct_generation "
+    "ON {s}.programs (island_idx, correct, generation, id)",
+    "CREATE INDEX idx_programs_correct_score "
+    "ON {s}.programs (correct, combined_score DESC NULLS LAST, timestamp DESC)",
+    "CREATE INDEX idx_programs_score ON {s}.programs (combined_score DESC NULLS LAST, "
+    "timestamp DESC)",
+    "CREATE INDEX idx_programs_timestamp ON {s}.programs (timestamp, seq)",
+    "CREATE INDEX idx_programs_island_embedding ON {s}.programs (island_idx, id) "
+    "WHERE embedding IS NOT NULL",
+    "CREATE INDEX idx_programs_public_metrics ON {s}.programs "
+    "USING GIN (public_metrics jsonb_path_ops)",
+    "CREATE INDEX idx_programs_metadata ON {s}.programs USING GIN (metadata jsonb_path_ops)",
+    "INSERT INTO {s}.islands (island_idx, programs, correct, best_score)\n    "
+    + _fill(_ISLAND_COUNTS, rows="{s}.programs"),
+    _fill(_INSERT_FUNCTION, add=_fill(_ADD_COUNTS, counts=_fill(_ISLAND_COUNTS, rows="new_rows"))),
+    _fill(_UPDATE_FUNCTION, best=_BEST, add=_fill(_ADD_COUNTS, counts=_DELTA_COUNTS)),
+    _fill(_DELETE_FUNCTION, best=_BEST),
+    "CREATE TRIGGER programs_islands_insert AFTER INSERT ON {s}.programs "
+    "REFERENCING NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION {s}.islands_after_insert()",
+    "CREATE TRIGGER programs_islands_update AFTER UPDATE ON {s}.programs "
+    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION {s}.islands_after_update()",
+    "CREATE TRIGGER programs_islands_delete AFTER DELETE ON {s}.programs "
+    "REFERENCING OLD TABLE AS old_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION {s}.islands_after_delete()",
+)
+
+# STEPS[k] brings a schema from version k to k + 1.
+STEPS: tuple[tuple[str, ...], ...] = (
+    _TABLES,  # 0 -> 1: the ShinkaEvolve tables with PostgreSQL types
+    _GENESIS,  # 1 -> 2: island counters, evolution indexes, JSONB GIN indexes
+)
+assert len(STEPS) == SCHEMA_VERSION
+
+
+def schema_name(run: str) -> str:
+    """Return the PostgreSQL schema holding a run."""
+    return SCHEMA_PREFIX + validate_run_name(run)
+
+
+def _statements(schema: str, start: int) -> Iterator[str]:
+    for template in _BOOTSTRAP:
+        yield _fill(template, s=schema)
+    for version, step in enumerate(STEPS[start:], start=start + 1):
+        for template in step:
+            yield _fill(template, s=schema)
+        yield f"INSERT INTO {schema}.genesis_schema (version) VALUES ({version})"
+
+
+def render_ddl(run: str = DEFAULT_RUN) -> str:
+    """Return the SQL script creating a run's schema at the current version."""
+    schema = schema_name(run)
+    body = ";\n\n".join(_statements(schema, 0))
+    return (
+        f"-- Genesis program database: schema {schema} (run {run!r}) at version "
+        f"{SCHEMA_VERSION}.\n"
+        "-- Generated by `python -m genesis.database.backends.postgres_schema`; do not edit.\n"
+        f"BEGIN;\n\n{body};\n\nCOMMIT;\n"
+    )
+
+
+async def read_version(conn: psycopg.AsyncConnection[Any], schema: str) -> int:
+    """Return the schema version of a run (0 when the run does not exist yet)."""
+    cursor = await conn.execute("SELECT to_regclass(%s) IS NOT NULL",
+                                (f"{schema}.genesis_schema",))
+    row = await cursor.fetchone()
+    if not row or not row[0]:
+        return 0
+    cursor = await conn.execute(f"SELECT COALESCE(MAX(version), 0) FROM {schema}.genesis_schema")
+    row = await cursor.fetchone()
+    version = int(row[0]) if row else 0
+    if version > SCHEMA_VERSION:
+        raise SchemaError(f"schema {schema} has version {version}, newer than this Genesis "
+                          f"supports ({SCHEMA_VERSION}); upgrade Genesis")
+    return version
+
+
+@asynccontextmanager
+async def ddl_lock(conn: psycopg.AsyncConnection[Any], schema: str) -> AsyncIterator[None]:
+    """Hold the advisory lock on a schema's DDL for the block (outside any transaction).
+
+    A session-level lock, taken before the DDL transaction begins: a transaction caches
+    catalog lookups, so one begun *before* waiting could miss the schema another worker
+    committed meanwhile.
+    """
+    await conn.execute(f"SELECT pg_advisory_lock({_DDL_KEY})", (schema,))
+    try:
+        yield
+    finally:
+        if not conn.closed:
+            with contextlib.suppress(psycopg.OperationalError):  # closing releases it anyway
+                await conn.execute(f"SELECT pg_advisory_unlock({_DDL_KEY})", (schema,))
+
+
+async def prepare(
+    conn: psycopg.AsyncConnection[Any], schema: str, url: DatabaseURL
+) -> tuple[int, int]:
+    """Create or upgrade a run's schema exactly once; return (version before, after)."""
+    with translating(url):
+        before = await read_version(conn, schema)
+        if before == SCHEMA_VERSION:
+            return before, before
+        async with ddl_lock(conn, schema), conn.transaction():
+            before = await read_version(conn, schema)
+            if before == SCHEMA_VERSION:
+                return before, before
+            for statement in _statements(schema, before):
+                await conn.execute(statement)
+    return before, SCHEMA_VERSION
+
+
+if __name__ == "__main__":  # python -m genesis.database.backends.postgres_schema
+    print(render_ddl(), end="")

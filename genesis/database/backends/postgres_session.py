@@ -1,0 +1,160 @@
+"""PostgreSQL sessions: the shared SQL of ``sql.py`` on one psycopg connection.
+
+The :data:`POSTGRES` dialect supplies the fragments that differ from SQLite (``%s``
+placeholders, JSONB access, the identity column ``seq``). Programs are inserted with binary
+``COPY``: JSON columns arrive from the codec as JSON text and are sent as JSONB verbatim,
+the embedding as its float64 blob. psycopg returns JSONB already decoded and BYTEA as
+bytes, which ``SQLSession._program`` accepts as they are.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from genesis.database.backends.sql import Dialect, SQLSession
+from genesis.database.codec import JSON_COLUMNS, PROGRAM_COLUMNS
+from genesis.database.errors import translating
+from genesis.database.url import DatabaseURL
+
+__all__ = ["POSTGRES", "PostgresSession"]
+
+# A stored value counts as a number when it matches this; anything else is never compared.
+_NUMERIC_TEXT = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+
+POSTGRES = Dialect(
+    name="postgres",
+    placeholder="%s",
+    seq="p.seq",
+    embedding_column="embedding",
+    embedding_select="p.embedding",
+    json_cast="?::jsonb",
+    metric_value="(p.public_metrics -> ?::text)::numeric",
+    metric_is_number="jsonb_typeof(p.public_metrics -> ?::text) = 'number'",
+    average_metrics="(SELECT AVG(j.value::numeric) FROM jsonb_each(p.public_metrics) j "
+                    "WHERE jsonb_typeof(j.value) = 'number')",
+    raise_metadata="INSERT INTO metadata_store AS m (key, value) VALUES (%s, %s) "
+                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value "
+                   f"WHERE CASE WHEN m.value ~ '{_NUMERIC_TEXT}' "
+                   "THEN m.value::numeric < excluded.value::numeric "
+                   "ELSE m.value IS NULL OR m.value = '' END",
+)
+
+_COLUMN_TYPES = {
+    **dict.fromkeys(JSON_COLUMNS, "jsonb"),
+    **dict.fromkeys(("island_idx", "generation", "children_count", "embedding_cluster_id"),
+                    "int4"),
+    **dict.fromkeys(("timestamp", "combined_score", "complexity"), "float8"),
+    "correct": "bool",
+    "embedding": "bytea",
+}
+_COPY = f"COPY programs ({', '.join(PROGRAM_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+_COPY_TYPES = [_COLUMN_TYPES.get(name, "text") for name in PROGRAM_COLUMNS]
+_JSON_POSITIONS = frozenset(i for i, name in enumerate(PROGRAM_COLUMNS) if name in JSON_COLUMNS)
+_RELATION_SIZES = (
+    "SELECT c.relname, c.relkind, pg_total_relation_size(c.oid), pg_relation_size(c.oid) "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = %s AND c.relkind IN ('r', 'i') ORDER BY c.relname"
+)
+
+
+# A JSON string, or a number written with a positive exponent (Python writes floats of 1e16
+# and more that way; all of them are integers).
+_STRING_OR_BIG_FLOAT = re.compile(r'"(?:[^"\\]|\\.)*"|-?[0-9]+(?:\.[0-9]+)?e\+[0-9]+')
+
+
+def _keep_big_float(match: re.Match[str]) -> str:
+    token = match[0]
+    return token if token.startswith('"') else f"{Decimal(token):f}.0"
+
+
+def jsonb_text(text: str) -> str:
+    """Return JSON text whose numbers JSONB gives back with the same Python type.
+
+    JSONB keeps numbers as ``numeric``, which prints ``1.5e+17`` as ``150000000000000000``:
+    a float would come back as an int. Written as ``150000000000000000.0`` it stays a float.
+    """
+    return _STRING_OR_BIG_FLOAT.sub(_keep_big_float, text) if "e+" in text else text
+
+
+def _copy_row(values: Sequence[Any]) -> list[Any]:
+    """Wrap the JSON texts of an encoded row so COPY sends them as JSONB unchanged."""
+    return [Jsonb(jsonb_text(v), dumps=str) if i in _JSON_POSITIONS else v
+            for i, v in enumerate(values)]
+
+
+class PostgresSession(SQLSession):
+    """Protocol reads and writes on one psycopg connection (in autocommit mode)."""
+
+    dialect = POSTGRES
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], url: DatabaseURL,
+                 max_code_bytes: int) -> None:
+        self.conn = conn
+        self._url = url
+        self.max_code_bytes = max_code_bytes
+
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
+        with translating(self._url):
+            cursor = await self.conn.execute(sql, params)
+            return list(await cursor.fetchall())
+
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
+        with translating(self._url):
+            cursor = await self.conn.execute(sql, params)
+            return await cursor.fetchone()
+
+    async def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with translating(self._url):
+            cursor = await self.conn.execute(sql, params)
+            return cursor.rowcount
+
+    async def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with translating(self._url):
+                async with self.conn.cursor() as cursor:
+                    await cursor.executemany(sql, rows)
+
+    async def _insert_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        with translating(self._url):
+            async with self.conn.cursor() as cursor, cursor.copy(_COPY) as copy:
+                copy.set_types(_COPY_TYPES)
+                for row in rows:
+                    await copy.write_row(_copy_row(row))
+
+    def _json_param(self, text: str | None) -> str | None:
+        return None if text is None else jsonb_text(text)
+
+    # Transaction control -----------------------------------------------------------------
+
+    async def begin(self, schema: str, lock: str | None) -> str:
+        """Open a transaction, take the (schema, lock) advisory lock; return the xid."""
+        with translating(self._url):
+            async with self.conn.pipeline():
+                await self.conn.execute("BEGIN")
+                if lock is not None:
+                    await self.conn.execute(
+                        "SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))",
+                        (schema, lock))
+                cursor = await self.conn.execute("SELECT pg_current_xact_id()::text")
+            row = await cursor.fetchone()
+        assert row is not None
+        return str(row[0])
+
+    async def control(self, statement: str) -> None:
+        """Run a transaction-control statement (BEGIN, COMMIT, ROLLBACK)."""
+        await self._run(statement)
+
+    async def transaction_status(self, xid: str) -> str | None:
+        """Return 'committed', 'aborted' or 'in progress' for a transaction id."""
+        row = await self._one("SELECT pg_xact_status(%s::xid8)", (xid,))
+        return row[0] if row else None
+
+    async def relation_sizes(self, schema: str) -> list[Sequence[Any]]:
+        """Return (name, kind 'r' or 'i', total bytes, main fork bytes) of a schema's relations."""
+        return await self._all(_RELATION_SIZES, (schema,))
