@@ -20,14 +20,14 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from genesis.database.backends.group_commit import GroupCommitter
+from genesis.database.backends.base import StoreBase
 from genesis.database.backends.postgres_connect import connect, connection_kwargs, unreachable
 from genesis.database.backends.postgres_runs import RunInfo, drop_run, drop_run_sync, list_runs
 from genesis.database.backends.postgres_schema import (
@@ -37,16 +37,13 @@ from genesis.database.backends.postgres_schema import (
     schema_name,
 )
 from genesis.database.backends.postgres_session import POSTGRES, PostgresSession
-from genesis.database.backends.sql import EncodedProgram, encode_for_insert
 from genesis.database.config import DatabaseConfig
 from genesis.database.errors import (
     ConnectionLostError,
     OperationalError,
-    ReadOnlyError,
     SchemaError,
     translating,
 )
-from genesis.database.program import Program
 from genesis.database.url import DatabaseURL
 
 __all__ = ["POSTGRES", "PostgresStore", "RunInfo", "drop_run", "drop_run_sync", "list_runs"]
@@ -92,7 +89,7 @@ async def _roll_back(session: PostgresSession) -> None:
             await session.control("ROLLBACK")
 
 
-class PostgresStore:
+class PostgresStore(StoreBase):
     """A run stored in one schema of a PostgreSQL database."""
 
     dialect = POSTGRES
@@ -102,21 +99,10 @@ class PostgresStore:
     ) -> None:
         if not url.is_postgres:
             raise ValueError(f"PostgresStore needs a postgresql:// URL, got {url}")
-        self.url = url
-        self.config = config or DatabaseConfig()
-        self.read_only = read_only
+        super().__init__(url, config, read_only)
         self.schema = schema_name(url.run)
-        self.upgraded_from: int | None = None
         self.write_retries = 0
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
-        self._committer: GroupCommitter[EncodedProgram, str] = GroupCommitter(
-            self._flush, self.config.batch_max_size
-        )
-        self._state = "new"
-
-    def __repr__(self) -> str:
-        mode = "read-only" if self.read_only else "read-write"
-        return f"<PostgresStore {self.url} {mode} {self._state}>"
 
     # Lifecycle ---------------------------------------------------------------------------
 
@@ -166,33 +152,10 @@ class PostgresStore:
         logger.warning("PostgreSQL at %s stayed unreachable; pool %s gave up reconnecting",
                        self.url.endpoint, pool.name)
 
-    async def close(self) -> None:
-        """Write pending group commits, then close the pool (idempotent)."""
-        if self._state == "closed":
-            return
-        if self._state == "open":
-            await self._committer.close()
-        self._state = "closed"
+    async def _disconnect(self) -> None:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
-
-    async def __aenter__(self) -> PostgresStore:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    def _check_open(self) -> None:
-        if self._state != "open":
-            raise OperationalError(f"the store is {self._state}; call open() first"
-                                   if self._state == "new" else "the store is closed")
-
-    def _check_writable(self) -> None:
-        if self.read_only:
-            raise ReadOnlyError(f"{self.url} is opened read-only; writes are refused")
-        self._check_open()
 
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[PostgresSession]:
@@ -267,7 +230,7 @@ class PostgresStore:
                     f"within write_retry_timeout ({self.config.write_retry_timeout:g} s)")
             await patience.pause()
 
-    async def _transact(self, work: Callable[[PostgresSession], Awaitable[T]]) -> T:
+    async def _run_write(self, work: Callable[[PostgresSession], Awaitable[T]]) -> T:
         """Run ``work`` in a write transaction, again while it certainly did not commit."""
         patience = _Patience(self.config.write_retry_timeout)
         while True:
@@ -283,27 +246,6 @@ class PostgresStore:
                 logger.info("retrying a write transaction on %s: %s", self.url.endpoint, exc)
             self.write_retries += 1
             await patience.pause()
-
-    # Inserts -----------------------------------------------------------------------------
-
-    async def add(self, program: Program, *, count_children: bool = True) -> str:
-        """Insert one program through group commit; return the id stored for it."""
-        self._check_writable()
-        item = encode_for_insert(program, self.config.max_code_bytes, count_children)
-        return await self._committer.submit(item)
-
-    async def _flush(self, items: Sequence[EncodedProgram]) -> list[str | BaseException]:
-        return await self._transact(lambda session: session.insert_isolated(items))
-
-    async def add_many(
-        self, programs: Sequence[Program], *, count_children: bool = True
-    ) -> list[str]:
-        """Insert programs in one transaction (all or none) and return their ids."""
-        self._check_writable()
-        items = [encode_for_insert(p, self.config.max_code_bytes, count_children)
-                 for p in programs]
-        await self._transact(lambda session: session.insert_encoded(items))
-        return [values[0] for values, _, _ in items]
 
     # Introspection -----------------------------------------------------------------------
 

@@ -12,28 +12,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
-from genesis.database.backends.group_commit import GroupCommitter
-from genesis.database.backends.sql import Dialect, EncodedProgram, SQLSession, encode_for_insert
+from genesis.database.backends.base import StoreBase
+from genesis.database.backends.sql import Dialect, SQLSession
 from genesis.database.backends.sqlite_schema import SCHEMA_VERSION, prepare_file
 from genesis.database.codec import PROGRAM_COLUMNS
 from genesis.database.config import DatabaseConfig
-from genesis.database.errors import (
-    OperationalError,
-    ReadOnlyError,
-    SchemaError,
-    translating,
-)
-from genesis.database.program import Program
+from genesis.database.errors import OperationalError, SchemaError, translating
 from genesis.database.url import DatabaseURL
 
 __all__ = ["SQLITE", "SQLiteSession", "SQLiteStore"]
+
+T = TypeVar("T")
 
 SQLITE = Dialect(
     name="sqlite",
@@ -120,7 +116,7 @@ async def _connect(url: DatabaseURL, config: DatabaseConfig, *, writer: bool,
     return conn
 
 
-class SQLiteStore:
+class SQLiteStore(StoreBase):
     """A run stored in one SQLite file."""
 
     dialect = SQLITE
@@ -130,22 +126,11 @@ class SQLiteStore:
     ) -> None:
         if not url.is_sqlite:
             raise ValueError(f"SQLiteStore needs a sqlite:// URL, got {url}")
-        self.url = url
-        self.config = config or DatabaseConfig()
-        self.read_only = read_only
-        self.upgraded_from: int | None = None
+        super().__init__(url, config, read_only)
         self._writer: aiosqlite.Connection | None = None
         self._readers: asyncio.Queue[aiosqlite.Connection] | None = None
         self._all_readers: list[aiosqlite.Connection] = []
         self._write_lock = asyncio.Lock()
-        self._committer: GroupCommitter[EncodedProgram, str] = GroupCommitter(
-            self._flush, self.config.batch_max_size
-        )
-        self._state = "new"
-
-    def __repr__(self) -> str:
-        mode = "read-only" if self.read_only else "read-write"
-        return f"<SQLiteStore {self.url} {mode} {self._state}>"
 
     async def open(self) -> None:
         """Create or upgrade the file, then connect the writer and the readers."""
@@ -182,33 +167,12 @@ class SQLiteStore:
             raise
         self._state = "open"
 
-    async def close(self) -> None:
-        """Write pending group commits, then close every connection (idempotent)."""
-        if self._state == "closed":
-            return
-        if self._state == "open":
-            await self._committer.close()
-        self._state = "closed"
-        await self._disconnect()
-
     async def _disconnect(self) -> None:
         connections = [c for c in (self._writer, *self._all_readers) if c is not None]
         self._writer, self._all_readers = None, []
         for conn in connections:
             with contextlib.suppress(Exception):  # best effort: the file stays consistent
                 await conn.close()
-
-    async def __aenter__(self) -> SQLiteStore:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    def _check_open(self) -> None:
-        if self._state != "open":
-            raise OperationalError(f"the store is {self._state}; call open() first"
-                                   if self._state == "new" else "the store is closed")
 
     @asynccontextmanager
     async def read(self, *, snapshot: bool = False) -> AsyncIterator[SQLiteSession]:
@@ -232,9 +196,7 @@ class SQLiteStore:
     @asynccontextmanager
     async def write(self, *, lock: str | None = None) -> AsyncIterator[SQLiteSession]:
         """Run one write transaction on the writer connection (``lock`` is implicit here)."""
-        if self.read_only:
-            raise ReadOnlyError(f"{self.url} is opened read-only; writes are refused")
-        self._check_open()
+        self._check_writable()
         assert self._writer is not None
         async with self._write_lock:
             conn = self._writer
@@ -254,27 +216,9 @@ class SQLiteStore:
                     await conn.execute("ROLLBACK")
                 raise
 
-    async def add(self, program: Program, *, count_children: bool = True) -> str:
-        """Insert one program through group commit; return the id stored for it."""
-        if self.read_only:
-            raise ReadOnlyError(f"{self.url} is opened read-only; writes are refused")
-        self._check_open()
-        item = encode_for_insert(program, self.config.max_code_bytes, count_children)
-        return await self._committer.submit(item)
-
-    async def _flush(self, items: Sequence[EncodedProgram]) -> list[str | BaseException]:
+    async def _run_write(self, work: Callable[[SQLiteSession], Awaitable[T]]) -> T:
         async with self.write() as session:
-            return await session.insert_isolated(items)
-
-    async def add_many(
-        self, programs: Sequence[Program], *, count_children: bool = True
-    ) -> list[str]:
-        """Insert programs in one transaction (all or none) and return their ids."""
-        items = [encode_for_insert(p, self.config.max_code_bytes, count_children)
-                 for p in programs]
-        async with self.write() as session:
-            await session.insert_encoded(items)
-        return [values[0] for values, _, _ in items]
+            return await work(session)
 
     async def schema_version(self) -> int:
         """Return the schema version of the file."""
