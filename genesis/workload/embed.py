@@ -3,38 +3,28 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import itertools
 import math
 import re
-import tokenize
 from collections import Counter
 from functools import lru_cache
 
 DEFAULT_DIM = 1536
-_SKIP = {
-    tokenize.ENCODING,
-    tokenize.ENDMARKER,
-    tokenize.NEWLINE,
-    tokenize.NL,
-    tokenize.INDENT,
-    tokenize.DEDENT,
-    tokenize.COMMENT,
-}
-_FALLBACK_TOKEN = re.compile(r"[A-Za-z_]\w*|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\S")
+# Python tokens by one regular expression (an order of magnitude faster than ``tokenize``):
+# comments are matched so they can be dropped, strings stay whole, operators stay joined.
+_TOKEN = re.compile(
+    r"#[^\n]*"
+    r"|[rRbBuUfF]{0,2}(?:'''[\s\S]*?'''|" '"""' r'[\s\S]*?' '"""' ")"
+    r"""|[rRbBuUfF]{0,2}(?:'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*")"""
+    r"|[A-Za-z_]\w*|\d[\d_]*(?:\.\d*)?(?:[eE][-+]?\d+)?j?|\.\d+"
+    r"|\*\*=?|//=?|>>=?|<<=?|[-+*/%&|^@<>!=:]=|->|\S"
+)
 _EMPTY = "<empty>"
 
 
 def code_tokens(code: str) -> list[str]:
-    """Python tokens of ``code`` without layout and comments; a regex split if it won't lex."""
-    try:
-        return [
-            tok.string
-            for tok in tokenize.generate_tokens(io.StringIO(code).readline)
-            if tok.type not in _SKIP
-        ]
-    except (tokenize.TokenError, SyntaxError):
-        return _FALLBACK_TOKEN.findall(code)
+    """Python tokens of ``code`` without layout and comments (any text is accepted)."""
+    return [token for token in _TOKEN.findall(code) if not token.startswith("#")]
 
 
 @lru_cache(maxsize=65536)

@@ -100,6 +100,9 @@ class ProgrammaticMutator:
             raise ValueError(f"weights must name operators {sorted(self._operators)}")
         self._weights = {k: float(w) for k, w in weights.items() if w > 0}
         self._strategies = [(s, Module.parse(s.source)) for s in strategies]
+        self._strategy_text = {
+            (s.slot, s.name): _function_texts(m)[s.slot] for s, m in self._strategies
+        }
         self._anchor = anchor
 
     async def propose(
@@ -161,11 +164,11 @@ class ProgrammaticMutator:
 
     def _swap(self, parent: Module, _: Sequence[str], rng: random.Random) -> _Edit:
         """Replace (or insert) one helper with a different strategy from the library."""
-        current = {name: ast.dump(f) for name, f in parent.functions().items()}
+        current = _function_texts(parent)
         options = [
             (s, m)
             for s, m in self._strategies
-            if ast.dump(m.functions()[s.slot]) != current.get(s.slot)
+            if self._strategy_text[(s.slot, s.name)] != current.get(s.slot)
         ]
         if not options:
             raise _NotApplicable
@@ -181,7 +184,7 @@ class ProgrammaticMutator:
 
     def _cross(self, parent: Module, inspirations: Sequence[str], rng: random.Random) -> _Edit:
         """Copy one function that differs from an inspiration program into the parent."""
-        current = {name: ast.dump(f) for name, f in parent.functions().items()}
+        current = _function_texts(parent)
         options: list[tuple[int, Module, str]] = []
         for index, code in enumerate(inspirations):
             try:
@@ -190,8 +193,8 @@ class ProgrammaticMutator:
                 continue
             options.extend(
                 (index, donor, name)
-                for name, func in donor.functions().items()
-                if ast.dump(func) != current.get(name)
+                for name, text in _function_texts(donor).items()
+                if text != current.get(name)
             )
         if not options:
             raise _NotApplicable
@@ -217,6 +220,11 @@ class ProgrammaticMutator:
             "rewrite_" + "_".join(p.split("=")[1] for p in picked),
             "Rewrote the pipeline with strategies " + ", ".join(picked) + ".",
         )
+
+
+def _function_texts(module: Module) -> dict[str, str]:
+    """Source text of each top-level function (cheaper to compare than AST dumps)."""
+    return {name: module.stmt_text(node) for name, node in module.functions().items()}
 
 
 class _NotApplicable(Exception):
