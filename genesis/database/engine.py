@@ -13,6 +13,7 @@ many tasks, processes and machines can share a run.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -36,7 +37,7 @@ from genesis.database.islands import (
     migrate,
     spawn_island,
 )
-from genesis.database.maintenance import maintain, update_archive
+from genesis.database.maintenance import maintain, needs_maintenance, update_archive
 from genesis.database.parents import ParentContext, random_program, select_parent
 from genesis.database.program import Program
 from genesis.database.protocol import (
@@ -45,6 +46,7 @@ from genesis.database.protocol import (
     IslandStats,
     ProgramStore,
     StoreReader,
+    StoreWriter,
 )
 from genesis.database.selection import choose, island_probabilities
 from genesis.database.similarity import SimilarityIndex
@@ -197,7 +199,7 @@ class AsyncProgramDatabase:
         return stored_id
 
     async def _add_root(self, program: Program) -> str:
-        async with self.store.write(lock="islands") as writer:
+        async def place(writer: StoreWriter) -> str:
             job = program.metadata.get("source_job_id")
             if job is not None:
                 existing = await writer.by_source_job_id(str(job))
@@ -206,7 +208,9 @@ class AsyncProgramDatabase:
             first = await assign_root_island(writer, program, self.config, self._rng)
             copies = island_copies(program, self.config) if first else []
             await writer.insert([program, *copies])
-        return program.id
+            return program.id
+
+        return await self.store.transaction(place, lock="islands")
 
     async def add_many(
         self, programs: Sequence[Program], defer_maintenance: bool = False
@@ -241,8 +245,8 @@ class AsyncProgramDatabase:
     # Maintenance -------------------------------------------------------------------------
 
     async def _maintain_batch(self, programs: Sequence[Program]) -> list[None]:
-        async with self.store.write(lock="maintenance") as writer:
-            await maintain(writer, programs, self.config, self._rng)
+        await self.store.transaction(
+            lambda writer: maintain(writer, programs, self.config, self._rng), lock="maintenance")
         return [None] * len(programs)
 
     async def run_post_add_maintenance(
@@ -250,6 +254,9 @@ class AsyncProgramDatabase:
     ) -> None:
         """Update archive, best program, migrations and islands for a stored program."""
         self._check_writable()
+        async with self.store.read() as reader:
+            if not await needs_maintenance(reader, program, self.config):
+                return
         await self._maintenance.submit(program)
 
     async def run_post_add_maintenance_batch(
@@ -258,8 +265,8 @@ class AsyncProgramDatabase:
     ) -> None:
         """Run maintenance for several stored programs (one transaction when possible)."""
         self._check_writable()
-        for program in sorted(programs, key=lambda p: p.generation):
-            await self._maintenance.submit(program)
+        ordered = sorted(programs, key=lambda p: p.generation)
+        await asyncio.gather(*(self._maintenance.submit(p) for p in ordered))
 
     async def check_scheduled_operations(self) -> None:
         """Run the migration due at the last iteration if no worker has run it yet."""
@@ -267,8 +274,9 @@ class AsyncProgramDatabase:
         generation = await self.get_last_iteration()
         interval = self.config.migration_interval
         if interval > 0 and generation > 0 and generation % interval == 0:
-            async with self.store.write(lock="maintenance") as writer:
-                await migrate(writer, generation, self.config, self._rng)
+            await self.store.transaction(
+                lambda writer: migrate(writer, generation, self.config, self._rng),
+                lock="maintenance")
 
     async def is_stagnant(self, current_generation: int) -> bool:
         """True if dynamic islands are on and the best score is stale for too long."""
@@ -282,12 +290,15 @@ class AsyncProgramDatabase:
         self._check_writable()
         if not await self.is_stagnant(current_generation):
             return False
-        async with self.store.write(lock="maintenance") as writer:
+
+        async def spawn(writer: StoreWriter) -> bool:
             copies = await spawn_island(writer, self.config, self._rng)
             for copy in copies:
                 await update_archive(writer, copy, self.config)
             await writer.set_metadata("best_score_generation", str(current_generation))
-        return bool(copies)
+            return bool(copies)
+
+        return await self.store.transaction(spawn, lock="maintenance")
 
     # Sampling ----------------------------------------------------------------------------
 
@@ -376,13 +387,15 @@ class AsyncProgramDatabase:
         return program
 
     async def _repair_best_id(self) -> None:
-        async with self.store.write(lock="maintenance") as writer:
+        async def repair(writer: StoreWriter) -> None:
             stored = await writer.get_metadata("best_program_id")
             current = await writer.get(stored) if stored else None
             if current is None or not current.correct:
                 best = await writer.best_program()
                 if best is not None:
                     await writer.set_metadata("best_program_id", best.id)
+
+        await self.store.transaction(repair, lock="maintenance")
 
     async def get_best_program(self, metric: str | None = None) -> Program | None:
         """Return the best correct program (by combined_score, or a public metric)."""
@@ -495,8 +508,8 @@ class AsyncProgramDatabase:
         """Set the beam-search parent (ignored in read-only mode)."""
         if self.read_only:
             return
-        async with self.store.write() as writer:
-            await writer.set_metadata("beam_search_parent_id", program_id)
+        await self.store.transaction(
+            lambda writer: writer.set_metadata("beam_search_parent_id", program_id))
 
     async def get_best_score_ever(self) -> float | None:
         """The best score seen (for stagnation tracking)."""
@@ -519,18 +532,16 @@ class AsyncProgramDatabase:
     ) -> None:
         """Append a row to the generation event log."""
         self._check_writable()
-        async with self.store.write() as writer:
-            await writer.record_generation_event(
-                GenerationEvent(generation, status, source_job_id, details, time.time()))
+        event = GenerationEvent(generation, status, source_job_id, details, time.time())
+        await self.store.transaction(lambda writer: writer.record_generation_event(event))
 
     async def record_attempt_event(
         self, generation: int, stage: str, status: str, details: dict[str, Any] | None = None
     ) -> None:
         """Append a row to the attempt log."""
         self._check_writable()
-        async with self.store.write() as writer:
-            await writer.record_attempt_event(
-                AttemptEvent(generation, stage, status, details, time.time()))
+        event = AttemptEvent(generation, stage, status, details, time.time())
+        await self.store.transaction(lambda writer: writer.record_attempt_event(event))
 
     # Summary -----------------------------------------------------------------------------
 

@@ -16,11 +16,11 @@ import numpy as np
 
 from genesis.database.archive import Contender, choose_victim, is_better, most_similar
 from genesis.database.config import DatabaseConfig
-from genesis.database.islands import migrate, spawn_island
+from genesis.database.islands import LAST_MIGRATION_KEY, migrate, spawn_island
 from genesis.database.program import Program
-from genesis.database.protocol import StoreWriter
+from genesis.database.protocol import StoreReader, StoreWriter
 
-__all__ = ["BEST_KEYS", "maintain", "update_archive", "update_best"]
+__all__ = ["BEST_KEYS", "maintain", "needs_maintenance", "update_archive", "update_best"]
 
 log = logging.getLogger("genesis.database")
 BEST_KEYS = ("best_program_id", "best_score_ever", "best_score_generation")
@@ -94,19 +94,59 @@ async def _stagnation(writer: StoreWriter, generation: int, config: DatabaseConf
     return copies
 
 
+def _due_migration(program: Program, config: DatabaseConfig) -> bool:
+    interval = config.migration_interval
+    return interval > 0 and program.generation > 0 and program.generation % interval == 0
+
+
+async def needs_maintenance(
+    reader: StoreReader, program: Program, config: DatabaseConfig
+) -> bool:
+    """Decide from a plain read whether maintenance could change anything for ``program``.
+
+    With the default archive policy the archive's worst member and the best program only
+    ever get better, so a program that beats neither (read without any lock) beats
+    neither later: its maintenance transaction can be skipped. Anything else (a due
+    migration, dynamic islands, crowding or weighted criteria) is left to maintenance.
+    """
+    if config.enable_dynamic_islands or config.archive_selection_strategy != "fitness" \
+            or not _simple(config):
+        return True
+    if _due_migration(program, config):
+        stored = await reader.get_metadata(LAST_MIGRATION_KEY)
+        if stored in (None, "") or float(stored) < program.generation:
+            return True
+    if not program.correct:
+        return False
+    candidate = Contender.of(program)
+    best_id = await reader.get_metadata("best_program_id")
+    best = await reader.summaries([best_id]) if best_id else []
+    if not best or not best[0].correct or is_better(candidate, Contender.of(best[0])):
+        return True
+    if config.archive_size <= 0:
+        return False
+    members = await reader.archive_summaries()
+    if any(m.id == program.id for m in members):
+        return False
+    if await reader.archive_count() < config.archive_size:
+        return True
+    worst = min((Contender.of(m) for m in members),
+                key=lambda c: (c.correct, c.combined_score or -np.inf, c.timestamp), default=None)
+    return worst is None or is_better(candidate, worst)
+
+
 async def maintain(
     writer: StoreWriter, programs: Sequence[Program], config: DatabaseConfig,
     rng: np.random.Generator,
 ) -> None:
     """Run post-add maintenance for ``programs`` inside ``writer``'s transaction."""
-    interval = config.migration_interval
     stored = {s.id for s in await writer.summaries([p.id for p in programs])}
     for program in sorted((p for p in programs if p.id in stored), key=lambda p: p.generation):
         await update_archive(writer, program, config)
         if await update_best(writer, program):
             log.info("new best program %s (score %s, generation %d)", program.id,
                      program.combined_score, program.generation)
-        if interval > 0 and program.generation > 0 and program.generation % interval == 0:
+        if _due_migration(program, config):
             await migrate(writer, program.generation, config, rng)
         if config.enable_dynamic_islands:
             for copy in await _stagnation(writer, program.generation, config, rng):

@@ -1,9 +1,11 @@
 """The async storage protocol: what every backend provides to the evolution engine.
 
 A backend is a :class:`ProgramStore`. Reads happen in a :class:`StoreReader` obtained from
-``store.read()``; read-modify-write sequences happen in a :class:`StoreWriter` obtained from
-``store.write(lock=...)``, which is one transaction. Single programs from many tasks go
-through ``store.add()``, which gathers concurrent calls into one transaction (group commit).
+``store.read()``; read-modify-write sequences happen in a :class:`StoreWriter`, either
+interactively with ``async with store.write(lock=...)`` or, preferably, as a function given
+to ``store.transaction(work, lock=...)``; either is one transaction. Single programs from
+many tasks go through ``store.add()``, which gathers concurrent calls into one transaction
+(group commit).
 
 Every query the engine needs is indexed: nothing here loads a whole table. Island counts
 come from a small ``islands`` table kept exact by the database itself (triggers), so
@@ -12,10 +14,10 @@ come from a small ``islands`` table kept exact by the database itself (triggers)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from genesis.database.program import Program
 from genesis.database.url import DatabaseURL
@@ -27,11 +29,13 @@ __all__ = [
     "Order",
     "ProgramStore",
     "ProgramSummary",
+    "RunTotals",
     "StoreReader",
     "StoreWriter",
 ]
 
 Order = Literal["score", "generation", "timestamp", "id"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,16 @@ class ProgramSummary:
     correct: bool
     children_count: int
     timestamp: float
+
+
+@dataclass(frozen=True)
+class RunTotals:
+    """Counts over a whole run: programs, correct ones, and its generations."""
+
+    programs: int
+    correct: int
+    generations: int
+    last_generation: int | None
 
 
 @dataclass(frozen=True)
@@ -105,6 +119,10 @@ class StoreReader(Protocol):
 
     async def island_stats(self) -> list[IslandStats]:
         """Return per-island counts, ordered by island index."""
+        ...
+
+    async def totals(self) -> RunTotals:
+        """Return the run's program and correct counts and its distinct generations."""
         ...
 
     async def earliest_program(self) -> Program | None:
@@ -205,6 +223,10 @@ class StoreWriter(StoreReader, Protocol):
         """Set a metadata_store value."""
         ...
 
+    async def delete_metadata(self, key: str) -> None:
+        """Remove a metadata_store key (nothing if absent)."""
+        ...
+
     async def raise_metadata(self, key: str, value: float) -> bool:
         """Set a numeric metadata value if it is larger than the stored one."""
         ...
@@ -255,6 +277,17 @@ class ProgramStore(Protocol):
 
     def write(self, *, lock: str | None = None) -> AbstractAsyncContextManager[StoreWriter]:
         """Open a write transaction; ``lock`` serialises writers that name the same key."""
+        ...
+
+    async def transaction(
+        self, work: Callable[[StoreWriter], Awaitable[T]], *, lock: str | None = None
+    ) -> T:
+        """Run ``await work(writer)`` as one write transaction and return its result.
+
+        ``work`` may await only the writer's methods: SQLite runs it whole on its writer
+        thread (holding the write lock no longer than the SQL takes), and PostgreSQL runs
+        it again when the transaction surely did not commit (lost connection, deadlock).
+        """
         ...
 
     async def add(self, program: Program, *, count_children: bool = True) -> str:

@@ -1,8 +1,8 @@
 """What every backend store shares: lifecycle state, checks, group commit, batched inserts.
 
 A backend subclasses :class:`StoreBase` and provides ``open``, ``_disconnect``, ``read``,
-``write`` and ``_run_write`` (how a transaction the store runs itself is executed: SQLite
-simply runs it, PostgreSQL also retries it across lost connections).
+``write`` and ``transaction`` (SQLite runs the work whole on its writer thread,
+PostgreSQL retries it across lost connections and deadlocks).
 """
 
 from __future__ import annotations
@@ -53,7 +53,10 @@ class StoreBase:
     async def _disconnect(self) -> None:
         raise NotImplementedError
 
-    async def _run_write(self, work: Callable[[Any], Awaitable[T]]) -> T:
+    async def transaction(
+        self, work: Callable[[Any], Awaitable[T]], *, lock: str | None = None
+    ) -> T:
+        """Run ``work(writer)`` in one write transaction and return its result."""
         raise NotImplementedError
 
     async def close(self) -> None:
@@ -89,7 +92,7 @@ class StoreBase:
         async def work(session: SQLSession) -> list[str | BaseException]:
             return await session.insert_isolated(items)
 
-        return await self._run_write(work)
+        return await self.transaction(work)
 
     async def add_many(
         self, programs: Sequence[Program], *, count_children: bool = True
@@ -102,5 +105,5 @@ class StoreBase:
         async def work(session: SQLSession) -> None:
             await session.insert_encoded(items)
 
-        await self._run_write(work)
+        await self.transaction(work)
         return [values[0] for values, _, _ in items]

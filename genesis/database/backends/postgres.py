@@ -230,12 +230,14 @@ class PostgresStore(StoreBase):
                     f"within write_retry_timeout ({self.config.write_retry_timeout:g} s)")
             await patience.pause()
 
-    async def _run_write(self, work: Callable[[PostgresSession], Awaitable[T]]) -> T:
+    async def transaction(
+        self, work: Callable[[PostgresSession], Awaitable[T]], *, lock: str | None = None
+    ) -> T:
         """Run ``work`` in a write transaction, again while it certainly did not commit."""
         patience = _Patience(self.config.write_retry_timeout)
         while True:
             try:
-                async with self.write() as session:
+                async with self.write(lock=lock) as session:
                     return await work(session)
             except _NotCommitted as exc:
                 if patience.exhausted:

@@ -1,10 +1,14 @@
-"""The embedded backend: SQLite through aiosqlite.
+"""The embedded backend: SQLite (aiosqlite readers, one writer thread).
 
-One writer connection serialises every write transaction (``BEGIN IMMEDIATE`` takes the
-write lock up front, so a transaction never fails half-way for lack of it); a small pool of
-reader connections serves reads concurrently thanks to WAL. Concurrent ``add()`` calls are
-group-committed. ``synchronous=FULL`` (the default) makes each commit durable before any
-caller resumes; the busy timeout makes other processes wait for the lock instead of failing.
+A small pool of aiosqlite reader connections serves reads concurrently thanks to WAL. One
+writer connection, owned by a dedicated thread, serialises every write transaction;
+``BEGIN IMMEDIATE`` takes SQLite's write lock up front, so a transaction never fails
+half-way for lack of it. Transactions the store runs itself (group commits, ``add_many``)
+and those given to :meth:`SQLiteStore.transaction` run whole on that thread, in one hop:
+the write lock is held for the time the SQL takes, not for as long as a busy event loop
+needs to come back to the transaction between statements. Concurrent ``add()`` calls are
+group-committed; ``synchronous=FULL`` (the default) makes each commit durable before any
+caller resumes; other processes queue on a lock file, then on the busy timeout.
 """
 
 from __future__ import annotations
@@ -12,14 +16,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
 from genesis.database.backends.base import StoreBase
+from genesis.database.backends.file_lock import WriterLock
 from genesis.database.backends.sql import Dialect, SQLSession
 from genesis.database.backends.sqlite_schema import SCHEMA_VERSION, prepare_file
 from genesis.database.codec import PROGRAM_COLUMNS
@@ -53,10 +61,22 @@ _INSERT = "INSERT INTO programs ({}) VALUES ({})".format(
 )
 
 
-class SQLiteSession(SQLSession):
-    """Protocol reads and writes on one aiosqlite connection."""
+class _SQLiteSQL(SQLSession):
+    """The SQLite dialect and the statements built on the three primitives."""
 
     dialect = SQLITE
+    max_code_bytes: int
+
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
+        rows = await self._all(sql, params)
+        return rows[0] if rows else None
+
+    async def _insert_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        await self._run_many(_INSERT, rows)
+
+
+class SQLiteSession(_SQLiteSQL):
+    """Protocol reads on one aiosqlite reader connection."""
 
     def __init__(self, conn: aiosqlite.Connection, url: DatabaseURL, max_code_bytes: int):
         self._conn = conn
@@ -66,10 +86,6 @@ class SQLiteSession(SQLSession):
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
         with translating(self._url):
             return list(await self._conn.execute_fetchall(sql, params))
-
-    async def _one(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
-        rows = await self._all(sql, params)
-        return rows[0] if rows else None
 
     async def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
         with translating(self._url):
@@ -81,12 +97,100 @@ class SQLiteSession(SQLSession):
             with translating(self._url):
                 await self._conn.executemany(sql, rows)
 
-    async def _insert_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        await self._run_many(_INSERT, rows)
+
+def _fetch(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+    return conn.execute(sql, params).fetchall()
 
 
-async def _connect(url: DatabaseURL, config: DatabaseConfig, *, writer: bool,
-                   read_only: bool) -> aiosqlite.Connection:
+def _change(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
+    return conn.execute(sql, params).rowcount
+
+
+def _change_many(conn: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    if rows:
+        conn.executemany(sql, rows)
+
+
+class _DirectSession(_SQLiteSQL):
+    """Statements run at once on the writer connection, from the writer thread.
+
+    Its awaits never suspend, so a coroutine using only this session runs to completion
+    in one go (see :func:`_run_to_completion`).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, url: DatabaseURL, max_code_bytes: int):
+        self._conn = conn
+        self._url = url
+        self.max_code_bytes = max_code_bytes
+
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
+        with translating(self._url):
+            return _fetch(self._conn, sql, params)
+
+    async def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with translating(self._url):
+            return _change(self._conn, sql, params)
+
+    async def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with translating(self._url):
+            _change_many(self._conn, sql, rows)
+
+
+class _WriterSession(_SQLiteSQL):
+    """Statements sent one by one to the writer thread (an interactive ``write()``)."""
+
+    def __init__(self, store: SQLiteStore):
+        self._store = store
+        self._url = store.url
+        self.max_code_bytes = store.config.max_code_bytes
+
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
+        with translating(self._url):
+            return await self._store._hop(_fetch, sql, params)
+
+    async def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with translating(self._url):
+            return await self._store._hop(_change, sql, params)
+
+    async def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with translating(self._url):
+            await self._store._hop(_change_many, sql, rows)
+
+
+def _run_to_completion(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine none of whose awaits suspends, without an event loop."""
+    try:
+        coroutine.send(None)
+    except StopIteration as finished:
+        return finished.value
+    coroutine.close()
+    raise RuntimeError("a SQLite transaction function awaited something other than the "
+                       "writer it was given; it must only use that writer's methods")
+
+
+def _pragmas(config: DatabaseConfig, writer: bool) -> list[str]:
+    pragmas = [
+        f"PRAGMA busy_timeout = {int(config.busy_timeout * 1000)}",
+        "PRAGMA foreign_keys = ON",
+        "PRAGMA cache_size = -16000",
+        "PRAGMA temp_store = MEMORY",
+    ]
+    pragmas.append(f"PRAGMA synchronous = {config.sqlite_synchronous}" if writer
+                   else "PRAGMA query_only = ON")
+    return pragmas
+
+
+def _open_writer(url: DatabaseURL, config: DatabaseConfig) -> sqlite3.Connection:
+    """Open the writer connection (on the writer thread, which alone will use it)."""
+    with translating(url):
+        conn = sqlite3.connect(url.path, isolation_level=None, timeout=config.busy_timeout)
+        for pragma in _pragmas(config, writer=True):
+            conn.execute(pragma)
+    return conn
+
+
+async def _open_reader(url: DatabaseURL, config: DatabaseConfig,
+                       read_only: bool) -> aiosqlite.Connection:
     path = Path(url.path)
     if read_only:
         target, options = f"file:{path.resolve().as_posix()}?mode=ro", {"uri": True}
@@ -94,24 +198,13 @@ async def _connect(url: DatabaseURL, config: DatabaseConfig, *, writer: bool,
         target, options = str(path), {}
     conn = aiosqlite.connect(target, isolation_level=None, check_same_thread=False,
                              timeout=config.busy_timeout, **options)
-    # A never-closed store must not keep the interpreter alive at exit; SQLite's journal
-    # keeps the file consistent even if the thread stops mid-transaction.
+    # A never-closed store must not keep the interpreter alive at exit; readers only read.
     thread = getattr(conn, "_thread", None)
     if thread is not None:
         thread.daemon = True
     with translating(url):
         await conn
-        pragmas = [
-            f"PRAGMA busy_timeout = {int(config.busy_timeout * 1000)}",
-            "PRAGMA foreign_keys = ON",
-            "PRAGMA cache_size = -16000",
-            "PRAGMA temp_store = MEMORY",
-        ]
-        if writer:
-            pragmas.append(f"PRAGMA synchronous = {config.sqlite_synchronous}")
-        else:
-            pragmas.append("PRAGMA query_only = ON")
-        for pragma in pragmas:
+        for pragma in _pragmas(config, writer=False):
             await conn.execute(pragma)
     return conn
 
@@ -127,10 +220,12 @@ class SQLiteStore(StoreBase):
         if not url.is_sqlite:
             raise ValueError(f"SQLiteStore needs a sqlite:// URL, got {url}")
         super().__init__(url, config, read_only)
-        self._writer: aiosqlite.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._writer_thread: ThreadPoolExecutor | None = None
         self._readers: asyncio.Queue[aiosqlite.Connection] | None = None
         self._all_readers: list[aiosqlite.Connection] = []
         self._write_lock = asyncio.Lock()
+        self._writer_lock = WriterLock(Path(url.path))
 
     async def open(self) -> None:
         """Create or upgrade the file, then connect the writer and the readers."""
@@ -154,12 +249,13 @@ class SQLiteStore(StoreBase):
         self.upgraded_from = before if before != version else None
         try:
             if not self.read_only:
-                self._writer = await _connect(self.url, self.config, writer=True,
-                                              read_only=False)
+                self._writer_lock.open()
+                self._writer_thread = ThreadPoolExecutor(1, "genesis-sqlite-writer")
+                self._writer = await asyncio.get_running_loop().run_in_executor(
+                    self._writer_thread, _open_writer, self.url, self.config)
             self._readers = asyncio.Queue()
             for _ in range(self.config.sqlite_readers):
-                reader = await _connect(self.url, self.config, writer=False,
-                                        read_only=self.read_only)
+                reader = await _open_reader(self.url, self.config, self.read_only)
                 self._all_readers.append(reader)
                 self._readers.put_nowait(reader)
         except BaseException:
@@ -168,11 +264,23 @@ class SQLiteStore(StoreBase):
         self._state = "open"
 
     async def _disconnect(self) -> None:
-        connections = [c for c in (self._writer, *self._all_readers) if c is not None]
-        self._writer, self._all_readers = None, []
-        for conn in connections:
+        self._writer_lock.close()
+        writer, thread, readers = self._writer, self._writer_thread, self._all_readers
+        self._writer, self._writer_thread, self._all_readers = None, None, []
+        if writer is not None and thread is not None:
             with contextlib.suppress(Exception):  # best effort: the file stays consistent
+                await asyncio.get_running_loop().run_in_executor(thread, writer.close)
+        if thread is not None:
+            thread.shutdown(wait=False)
+        for conn in readers:
+            with contextlib.suppress(Exception):
                 await conn.close()
+
+    async def _hop(self, function: Callable[..., T], *args: Any) -> T:
+        """Run ``function(writer_connection, *args)`` on the writer thread."""
+        assert self._writer is not None and self._writer_thread is not None
+        return await asyncio.get_running_loop().run_in_executor(
+            self._writer_thread, partial(function, self._writer, *args))
 
     @asynccontextmanager
     async def read(self, *, snapshot: bool = False) -> AsyncIterator[SQLiteSession]:
@@ -194,31 +302,49 @@ class SQLiteStore(StoreBase):
             self._readers.put_nowait(conn)
 
     @asynccontextmanager
-    async def write(self, *, lock: str | None = None) -> AsyncIterator[SQLiteSession]:
-        """Run one write transaction on the writer connection (``lock`` is implicit here)."""
+    async def write(self, *, lock: str | None = None) -> AsyncIterator[SQLSession]:
+        """Run one interactive write transaction (``lock`` is implied: one writer at a time)."""
         self._check_writable()
-        assert self._writer is not None
-        async with self._write_lock:
-            conn = self._writer
+        async with self._write_lock, self._writer_lock:
             with translating(self.url):
-                await conn.execute("BEGIN IMMEDIATE")
+                await self._hop(_change, "BEGIN IMMEDIATE", ())
             try:
-                yield SQLiteSession(conn, self.url, self.config.max_code_bytes)
+                yield _WriterSession(self)
             except BaseException:
                 with translating(self.url):
-                    await conn.execute("ROLLBACK")
+                    await self._hop(_change, "ROLLBACK", ())
                 raise
             try:
                 with translating(self.url):
-                    await conn.execute("COMMIT")
+                    await self._hop(_change, "COMMIT", ())
             except BaseException:
-                if conn.in_transaction:
-                    await conn.execute("ROLLBACK")
+                assert self._writer is not None
+                if self._writer.in_transaction:
+                    await self._hop(_change, "ROLLBACK", ())
                 raise
 
-    async def _run_write(self, work: Callable[[SQLiteSession], Awaitable[T]]) -> T:
-        async with self.write() as session:
-            return await work(session)
+    async def transaction(
+        self, work: Callable[[SQLSession], Awaitable[T]], *, lock: str | None = None
+    ) -> T:
+        """Run ``work`` as one transaction, whole, on the writer thread; return its result."""
+        self._check_writable()
+        async with self._write_lock, self._writer_lock:
+            return await self._hop(self._transaction_now, work)
+
+    def _transaction_now(self, conn: sqlite3.Connection,
+                         work: Callable[[SQLSession], Awaitable[T]]) -> T:
+        with translating(self.url):
+            conn.execute("BEGIN IMMEDIATE")
+        try:
+            session = _DirectSession(conn, self.url, self.config.max_code_bytes)
+            result = _run_to_completion(work(session))  # type: ignore[arg-type]
+            with translating(self.url):
+                conn.execute("COMMIT")
+            return result
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     async def schema_version(self) -> int:
         """Return the schema version of the file."""
