@@ -33,6 +33,7 @@ from genesis.database.protocol import (
     IslandStats,
     Order,
     ProgramSummary,
+    RunTotals,
 )
 
 __all__ = ["Dialect", "EncodedProgram", "SQLSession", "encode_for_insert", "metric_name"]
@@ -204,6 +205,15 @@ class SQLSession:
             "WHERE island_idx >= 0 AND programs > 0 ORDER BY island_idx"
         )
         return [IslandStats(int(r[0]), int(r[1]), int(r[2]), r[3]) for r in rows]
+
+    async def totals(self) -> RunTotals:
+        """Return the run's program and correct counts and its distinct generations."""
+        counts = await self._one("SELECT COALESCE(SUM(programs), 0), COALESCE(SUM(correct), 0) "
+                                 "FROM islands")
+        generations = await self._one("SELECT COUNT(DISTINCT generation), MAX(generation) "
+                                      "FROM programs")
+        assert counts is not None and generations is not None
+        return RunTotals(int(counts[0]), int(counts[1]), int(generations[0]), generations[1])
 
     async def earliest_program(self) -> Program | None:
         """Return the program with the smallest timestamp (the run's initial program)."""
@@ -501,6 +511,10 @@ class SQLSession:
         await self._run(self.dialect.sql(
             "INSERT INTO metadata_store (key, value) VALUES (?, ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value"), (key, value))
+
+    async def delete_metadata(self, key: str) -> None:
+        """Remove a metadata_store key (nothing if absent)."""
+        await self._run(self.dialect.sql("DELETE FROM metadata_store WHERE key = ?"), (key,))
 
     async def raise_metadata(self, key: str, value: float) -> bool:
         """Set a numeric metadata value if it is larger than the stored one."""
