@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ from genesis.database.url import DatabaseURL, resolve_url
 
 __all__ = ["AsyncProgramDatabase"]
 
+_ISLAND_MEMORY = 50_000  # program ids whose island is remembered (about 5 MB)
+
 log = logging.getLogger("genesis.database")
 
 Sample = tuple[Program, list[Program], list[Program]]
@@ -83,6 +86,7 @@ class AsyncProgramDatabase:
         self._store = store
         self._rng = np.random.default_rng(self.config.seed)
         self._similarity = SimilarityIndex()
+        self._islands_seen: OrderedDict[str, int] = OrderedDict()
         self._maintenance: GroupCommitter[Program, None] = GroupCommitter(
             self._maintain_batch, max_batch=256
         )
@@ -164,9 +168,27 @@ class AsyncProgramDatabase:
             program.complexity = float(metrics["complexity_score"])
             program.metadata["code_analysis_metrics"] = metrics
 
+    def _remember_islands(self, programs: Sequence[Program]) -> None:
+        """Note where programs live, so adding their children needs no lookup."""
+        for program in programs:
+            if program.island_idx is not None:
+                self._islands_seen[program.id] = program.island_idx
+                self._islands_seen.move_to_end(program.id)
+        while len(self._islands_seen) > _ISLAND_MEMORY:
+            self._islands_seen.popitem(last=False)
+
     async def _parent_islands(self, parent_ids: Sequence[str]) -> dict[str, int | None]:
-        async with self.store.read() as reader:
-            return {s.id: s.island_idx for s in await reader.summaries(parent_ids)}
+        """Islands of parents: from what this process has seen, else from the store.
+
+        A parent that migrated since it was seen here passes on the island it was sampled
+        from, as if its child had been added just before the migration.
+        """
+        known = {pid: self._islands_seen[pid] for pid in parent_ids if pid in self._islands_seen}
+        missing = [pid for pid in parent_ids if pid not in known]
+        if missing:
+            async with self.store.read() as reader:
+                known.update({s.id: s.island_idx for s in await reader.summaries(missing)})
+        return known
 
     async def add(
         self, program: Program, verbose: bool = False, defer_maintenance: bool = False
@@ -191,6 +213,7 @@ class AsyncProgramDatabase:
             log.info("program %s not added: job %s already produced %s", program.id,
                      program.metadata.get("source_job_id"), stored_id)
             return stored_id
+        self._remember_islands([program])
         if verbose:
             print(f"added {program.id} gen={program.generation} island={program.island_idx} "
                   f"score={program.combined_score} correct={program.correct}")
@@ -342,7 +365,7 @@ class AsyncProgramDatabase:
             probabilities = island_probabilities(self.config.island_selection_strategy,
                                                  initialized)
             island = initialized[choose(self._rng, probabilities)]
-            members = await reader.archive_summaries()
+            members = [m for m in await reader.archive_members() if m.correct]
             best = await self._best(reader)
             context = ParentContext(reader=reader, config=self.config, rng=self._rng,
                                     archive=members, best=best,
@@ -350,6 +373,7 @@ class AsyncProgramDatabase:
             parent = await select_parent(context, island)
             archive, top = await select_inspirations(reader, parent, self.config, self._rng,
                                                      best, members)
+        self._remember_islands([parent, *archive, *top])
         return parent, archive, top, False
 
     async def _sample_uninitialized(
@@ -376,11 +400,9 @@ class AsyncProgramDatabase:
             return await reader.get(program_id)
 
     async def _best(self, reader: StoreReader) -> Program | None:
-        best_id = await reader.get_metadata("best_program_id")
-        if best_id:
-            program = await reader.get(best_id)
-            if program is not None and program.correct:
-                return program
+        program = await reader.program_named_by("best_program_id")
+        if program is not None and program.correct:
+            return program
         program = await reader.best_program()
         if program is not None and not self.read_only:
             await self._repair_best_id()

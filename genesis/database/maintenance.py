@@ -35,10 +35,10 @@ async def update_archive(writer: StoreWriter, program: Program, config: Database
     """Offer a correct program to the archive; return True if it entered."""
     if not program.correct or config.archive_size <= 0:
         return False
-    members = await writer.archive_summaries()
+    members = await writer.archive_members()
     if any(m.id == program.id for m in members):
         return False
-    count = await writer.archive_count()
+    count = len(members)
     if count < config.archive_size:
         await writer.archive_add([program.id])
         return True
@@ -72,10 +72,9 @@ async def update_best(writer: StoreWriter, program: Program) -> bool:
     """Make ``program`` the best program if it beats the stored one; return True if so."""
     if not program.correct:
         return False
-    current_id = await writer.get_metadata("best_program_id")
-    current = (await writer.summaries([current_id]))[:1] if current_id else []
-    if current and current[0].correct and \
-            not is_better(Contender.of(program), Contender.of(current[0])):
+    current = await writer.program_named_by("best_program_id")
+    if current is not None and current.correct and \
+            not is_better(Contender.of(program), Contender.of(current)):
         return False
     await writer.set_metadata("best_program_id", program.id)
     if await writer.raise_metadata("best_score_ever", program.combined_score or 0.0):
@@ -119,16 +118,15 @@ async def needs_maintenance(
     if not program.correct:
         return False
     candidate = Contender.of(program)
-    best_id = await reader.get_metadata("best_program_id")
-    best = await reader.summaries([best_id]) if best_id else []
-    if not best or not best[0].correct or is_better(candidate, Contender.of(best[0])):
+    best = await reader.program_named_by("best_program_id")
+    if best is None or not best.correct or is_better(candidate, Contender.of(best)):
         return True
     if config.archive_size <= 0:
         return False
-    members = await reader.archive_summaries()
+    members = await reader.archive_members()
     if any(m.id == program.id for m in members):
         return False
-    if await reader.archive_count() < config.archive_size:
+    if len(members) < config.archive_size:
         return True
     worst = min((Contender.of(m) for m in members),
                 key=lambda c: (c.correct, c.combined_score or -np.inf, c.timestamp), default=None)

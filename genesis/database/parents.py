@@ -82,12 +82,11 @@ async def _power_law(ctx: ParentContext, island: IslandStats) -> Program | None:
 
 
 async def _beam_search(ctx: ParentContext, island: IslandStats) -> Program | None:
-    beam = await ctx.reader.get_metadata("beam_search_parent_id")
-    parent = await ctx.reader.get(beam) if beam else None
+    parent = await ctx.reader.program_named_by("beam_search_parent_id")
     if parent is not None and parent.children_count < ctx.config.num_beams:
         return parent
     best = ctx.best
-    if best is not None and best.id != beam:
+    if best is not None and (parent is None or best.id != parent.id):
         await ctx.set_beam_parent(best.id)
     return best or parent
 

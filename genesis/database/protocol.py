@@ -170,6 +170,14 @@ class StoreReader(Protocol):
         """Return up to ``max_ancestors`` ancestors, oldest first."""
         ...
 
+    async def archive_members(self) -> list[ProgramSummary]:
+        """Return every archive member (correct or not), sorted by id, in one query."""
+        ...
+
+    async def program_named_by(self, key: str) -> Program | None:
+        """Return the program whose id a metadata key holds (best, beam parent), or None."""
+        ...
+
     async def archive_summaries(self, island: int | None = None) -> list[ProgramSummary]:
         """Return the archive's correct members (of one island, or all)."""
         ...

@@ -3,10 +3,11 @@
 Embeddings are immutable once stored, so each island keeps its normalised vectors in
 float32 matrices (one per vector length) that only grow: a call lists the island's
 current ids (an index-only query), fetches the blobs it has not seen, appends them, and
-computes every similarity with one matrix-vector product. Programs that left the island
-leave unused rows behind, compacted away when they outnumber the live ones. Islands are
-evicted least-recently-used beyond a memory budget. As in ShinkaEvolve, a vector of
-another length, or a zero vector, has similarity 0.
+computes every similarity with one matrix-vector product (``einsum`` rather than BLAS,
+whose worker threads keep spinning after each call and take a whole core from the event
+loop). Programs that left the island leave unused rows behind, compacted away when they
+outnumber the live ones. Islands are evicted least-recently-used beyond a memory budget.
+As in ShinkaEvolve, a vector of another length, or a zero vector, has similarity 0.
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ class SimilarityIndex:
         if len(q) in cache.selection and norm > 0:
             positions, rows = cache.selection[len(q)]
             block = cache.blocks[len(q)]
-            sims[positions] = (block.matrix[: block.count] @ (q / norm).astype(np.float32))[rows]
+            unit = (q / norm).astype(np.float32)
+            sims[positions] = np.einsum("ij,j->i", block.matrix[: block.count], unit)[rows]
         return ids, sims
 
     def _evict(self) -> None:

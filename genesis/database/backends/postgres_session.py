@@ -43,6 +43,7 @@ POSTGRES = Dialect(
                    f"WHERE CASE WHEN m.value ~ '{_NUMERIC_TEXT}' "
                    "THEN m.value::numeric < excluded.value::numeric "
                    "ELSE m.value IS NULL OR m.value = '' END",
+    archived="p.id = ANY(ARRAY(SELECT program_id FROM archive))",
 )
 
 _COLUMN_TYPES = {

@@ -65,6 +65,7 @@ class Dialect:
     metric_is_number: str
     average_metrics: str
     raise_metadata: str
+    archived: str
 
     def sql(self, text: str) -> str:
         """Translate a statement written with ``?`` placeholders."""
@@ -338,15 +339,24 @@ class SQLSession:
             ancestors.append(found[pid])
         return ancestors[::-1]
 
-    async def archive_summaries(self, island: int | None = None) -> list[ProgramSummary]:
-        """Return the archive's correct members (of one island, or all), sorted by id.
+    async def archive_members(self) -> list[ProgramSummary]:
+        """Return every archive member (correct or not), sorted by id.
 
-        The archive is read first and its members fetched by primary key: a join would let
-        a planner with stale statistics scan the island instead of the (small) archive.
+        The archive drives the lookup by primary key (``Dialect.archived``); a join would let
+        a planner with stale statistics scan the programs instead of the small archive.
         """
-        ids = sorted(row[0] for row in await self._all("SELECT program_id FROM archive"))
-        return [s for s in await self.summaries(ids)
+        sql = f"SELECT {_SUMMARY} FROM programs p WHERE {self.dialect.archived} ORDER BY p.id"
+        return [_summary(r) for r in await self._all(sql)]
+
+    async def archive_summaries(self, island: int | None = None) -> list[ProgramSummary]:
+        """Return the archive's correct members (of one island, or all), sorted by id."""
+        return [s for s in await self.archive_members()
                 if s.correct and (island is None or s.island_idx == island)]
+
+    async def program_named_by(self, key: str) -> Program | None:
+        """Return the program whose id is stored under a metadata key (one query)."""
+        where = "p.id = (SELECT value FROM metadata_store WHERE key = ?)"
+        return await self._program_or_none(self._select(where), (key,))
 
     async def archive_count(self) -> int:
         """Return the number of archive members."""

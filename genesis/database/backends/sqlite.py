@@ -54,6 +54,7 @@ SQLITE = Dialect(
                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value "
                    "WHERE metadata_store.value IS NULL OR metadata_store.value = '' "
                    "OR CAST(metadata_store.value AS REAL) < CAST(excluded.value AS REAL)",
+    archived="p.id IN (SELECT program_id FROM archive)",
 )
 _INSERT = "INSERT INTO programs ({}) VALUES ({})".format(
     ", ".join("embedding_vec" if c == "embedding" else c for c in PROGRAM_COLUMNS),
