@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import builtins
 from dataclasses import dataclass
+from functools import lru_cache
 
 _BUILTINS = frozenset(dir(builtins))
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -21,13 +22,12 @@ class Module:
 
     @classmethod
     def parse(cls, source: str) -> Module:
-        """Parse ``source``; raises ``SyntaxError`` (or ``ValueError``) when it is not Python."""
-        tree = ast.parse(source)
-        data = source.encode("utf-8")
-        starts = [0]
-        for line in data.splitlines(keepends=True):
-            starts.append(starts[-1] + len(line))
-        return cls(source, tree, data, tuple(starts))
+        """Parse ``source``; raises ``SyntaxError`` (or ``ValueError``) when it is not Python.
+
+        Parses are cached: the same parents and inspirations come back again and again, and
+        a module is never modified (edits produce new source text).
+        """
+        return _parse(source)
 
     def offset(self, lineno: int, col: int) -> int:
         """Byte offset of a 1-based line and a 0-based byte column."""
@@ -162,3 +162,13 @@ def insert_header(module: Module, text: str) -> str:
         last = node
     _, end = module.stmt_lines(last) if last is not None else (0, 0)
     return module.insert_lines(end, text)
+
+
+@lru_cache(maxsize=256)
+def _parse(source: str) -> Module:
+    tree = ast.parse(source)
+    data = source.encode("utf-8")
+    starts = [0]
+    for line in data.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    return Module(source, tree, data, tuple(starts))

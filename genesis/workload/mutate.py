@@ -129,7 +129,7 @@ class ProgrammaticMutator:
             except _NotApplicable:
                 continue
             if edit.code != parent_code:
-                ast.parse(edit.code)  # invariant: every operator emits valid Python
+                Module.parse(edit.code)  # invariant: valid Python (and cached for its children)
                 diff = unified_diff(parent_code, edit.code)
                 return Proposal(edit.code, diff, edit.patch_type, edit.patch_name, edit.description)
         raise ValueError("no mutation operator could change this program")
