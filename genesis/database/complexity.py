@@ -44,9 +44,10 @@ import ast
 import keyword
 import math
 import re
-import warnings
 from collections import Counter
 from dataclasses import dataclass
+
+from genesis.parsing import parse_python
 
 __all__ = ["METRIC_KEYS", "analyze_code_metrics"]
 
@@ -64,10 +65,6 @@ METRIC_KEYS = (
     "complexity_score",
 )
 
-_PARSE_FILENAME = "<genesis-code-analysis>"
-# Compile-time warnings (invalid escapes, ``1if``) of analysed code are noise. A filter scoped
-# to our pseudo file name is thread-safe, unlike ``catch_warnings`` around every parse.
-warnings.filterwarnings("ignore", module=re.escape(_PARSE_FILENAME))
 
 _PARSE_ERRORS = (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError)
 _MI_MAX = 171.0
@@ -257,7 +254,7 @@ def analyze_code_metrics(code: str, language: str = "python") -> dict[str, float
 def _analyze_python(code: str) -> dict[str, float | int] | None:
     """Analyse Python with ``ast``; ``None`` when the code does not parse."""
     try:
-        tree = ast.parse(code, filename=_PARSE_FILENAME)
+        tree = parse_python(code)
     except _PARSE_ERRORS:
         return None
     tokens = _scan_tokens(code, _PYTHON)

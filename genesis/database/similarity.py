@@ -61,14 +61,12 @@ class _Island:
     def select(self, ids: list[str]) -> None:
         if sum(b.count for b in self.blocks.values()) > 2 * len(ids) + 1024:
             self._compact(ids)
-        chosen: dict[int, tuple[list[int], list[int]]] = {}
-        for position, pid in enumerate(ids):
-            if pid in self.where:
-                dim, row = self.where[pid]
-                positions, rows = chosen.setdefault(dim, ([], []))
-                positions.append(position)
-                rows.append(row)
-        self.selection = {dim: (np.array(p), np.array(r)) for dim, (p, r) in chosen.items()}
+        located = np.array([self.where.get(pid, (-1, -1)) for pid in ids],
+                           dtype=np.int64).reshape(-1, 2)
+        self.selection = {}
+        for dim in self.blocks:
+            positions = np.flatnonzero(located[:, 0] == dim)
+            self.selection[dim] = (positions, located[positions, 1])
         self.ids = ids
 
     def _compact(self, ids: list[str]) -> None:

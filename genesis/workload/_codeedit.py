@@ -7,6 +7,8 @@ import builtins
 from dataclasses import dataclass
 from functools import lru_cache
 
+from genesis.parsing import parse_python
+
 _BUILTINS = frozenset(dir(builtins))
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
@@ -166,7 +168,7 @@ def insert_header(module: Module, text: str) -> str:
 
 @lru_cache(maxsize=256)
 def _parse(source: str) -> Module:
-    tree = ast.parse(source)
+    tree = parse_python(source)
     data = source.encode("utf-8")
     starts = [0]
     for line in data.splitlines(keepends=True):
