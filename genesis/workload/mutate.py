@@ -17,6 +17,7 @@ import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal, Protocol, runtime_checkable
 
 from genesis.workload._codeedit import Module, transplant
@@ -231,14 +232,21 @@ class _NotApplicable(Exception):
     """Raised by an operator that cannot change the given program."""
 
 
-def _numeric_literals(tree: ast.Module) -> list[ast.Constant]:
-    """Int and float literals outside f-strings (whose positions are unreliable)."""
-    skip = {id(n) for f in ast.walk(tree) if isinstance(f, ast.JoinedStr) for n in ast.walk(f)}
-    return [
-        n
-        for n in ast.walk(tree)
-        if isinstance(n, ast.Constant) and type(n.value) in (int, float) and id(n) not in skip
-    ]
+@lru_cache(maxsize=256)
+def _numeric_literals(tree: ast.Module) -> tuple[ast.Constant, ...]:
+    """Int and float literals outside f-strings (whose positions are unreliable).
+
+    Cached per tree: parsed modules are cached and never modified, and parents recur.
+    """
+    found, pending = [], list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.JoinedStr):
+            continue
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            found.append(node)
+        pending.extend(ast.iter_child_nodes(node))
+    return tuple(found)
 
 
 def _jitter(value: float, rng: random.Random) -> float | None:
