@@ -4,7 +4,8 @@ Run by ``benchmarks/workload.py`` with the interpreter of the virtual environmen
 ``benchmarks/setup_shinka.sh`` and the repository on PYTHONPATH:
 
     python -m benchmarks.shinka_runner seed DB_PATH SEED_JSONL
-    python -m benchmarks.shinka_runner work DB_PATH SECONDS WORKER_SEED   # prints steps
+    python -m benchmarks.shinka_runner work DB_PATH SECONDS WORKER_SEED PROPOSALS_JSONL
+                                                                        # prints steps
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ DatabaseDisplay.print_program_summary = lambda *args, **kwargs: None  # type: ig
 ElitistMigrationStrategy._print_migration_summary = lambda *args, **kwargs: None  # type: ignore
 
 
-def step(db: ProgramDatabase, rng: random.Random) -> None:
+def step(db: ProgramDatabase, rng: random.Random, proposals: list[dict]) -> None:
     """One evolution step with ShinkaEvolve's API, as its runner uses it."""
     parent, inspirations, top_k, _ = db.sample_with_fix_mode()
-    child = Program(**child_fields(parent, [*inspirations, *top_k], rng))
+    child = Program(**child_fields(parent, [*inspirations, *top_k], rng,
+                                   rng.choice(proposals)))
     db.compute_similarity(child.embedding, parent.island_idx)
     db.add(child, defer_maintenance=True)
     db.run_post_add_maintenance(child)
@@ -48,9 +50,10 @@ def main(argv: list[str]) -> None:
             db.run_post_add_maintenance(program)
     else:
         seconds, rng = float(argv[2]), random.Random(int(argv[3]))
+        proposals = read_seed(Path(argv[4]))
         deadline, steps = time.monotonic() + seconds, 0
         while time.monotonic() < deadline:
-            step(db, rng)
+            step(db, rng, proposals)
             steps += 1
         print(steps)
     db.close()

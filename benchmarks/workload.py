@@ -3,11 +3,13 @@
     python -m benchmarks.workload                       # 1/4/16/64 workers, 15 s each
     python -m benchmarks.workload --quick               # 1 and 16 workers, 3 s each
 
-Every configuration starts from the same seeded run and performs the step of
-``benchmarks/steps.py`` (sample, mutate, simulated evaluation, embed, novelty, add with
-deferred maintenance, maintenance) for a fixed time. Genesis workers are async tasks
-spread over a few processes (the way a deployment runs them); ShinkaEvolve workers are
-processes using its synchronous ProgramDatabase on one file (its own multi-worker mode).
+Every configuration starts from the same seeded run (1,000 programs by default) and
+performs the step of ``benchmarks/steps.py`` for a fixed time: sample a parent with
+inspirations, take a pre-generated proposal (a real mutation with its 1,536-float
+embedding, standing in for the LLM and embedding API calls), simulated evaluation, novelty
+against the island, add with deferred maintenance, maintenance. Genesis workers are async
+tasks spread over a few processes (the way a deployment runs them); ShinkaEvolve workers
+are processes using its synchronous ProgramDatabase on one file (its multi-worker mode).
 The ShinkaEvolve column needs ``benchmarks/setup_shinka.sh``; without it, it is left out.
 """
 
@@ -30,12 +32,13 @@ from typing import Any
 
 from benchmarks.common import machine, save
 from benchmarks.evolution import POSTGRES_URL, postgres_reachable
-from benchmarks.steps import CONFIG, child_fields, read_seed, write_seed
+from benchmarks.steps import CONFIG, child_fields, read_seed, write_proposals, write_seed
 from genesis.database import AsyncProgramDatabase, DatabaseConfig, DatabaseURL, Program
 
 ROOT = Path(__file__).resolve().parent.parent
 SHINKA_PYTHON = ROOT / "benchmarks" / ".venv-shinka" / "bin" / "python"
 LAYOUT = {1: (1, 1), 4: (2, 2), 16: (2, 8), 64: (4, 16)}  # workers: processes x tasks
+PROPOSALS = 400  # pre-generated children replayed by both engines
 
 
 def _config(url: str) -> DatabaseConfig:
@@ -46,9 +49,11 @@ def _config(url: str) -> DatabaseConfig:
                           pool_max_size=8, **CONFIG)
 
 
-async def _step(db: AsyncProgramDatabase, rng: random.Random) -> None:
+async def _step(db: AsyncProgramDatabase, rng: random.Random,
+                proposals: list[dict[str, Any]]) -> None:
     parent, inspirations, top_k, _ = await db.sample_with_fix_mode()
-    child = Program(**child_fields(parent, [*inspirations, *top_k], rng))
+    child = Program(**child_fields(parent, [*inspirations, *top_k], rng,
+                                   rng.choice(proposals)))
     await db.compute_similarity(child.embedding, parent.island_idx)
     await db.add(child, defer_maintenance=True)
     await db.run_post_add_maintenance(child)
@@ -59,8 +64,9 @@ async def _seed(url: str, seed_file: Path) -> None:
         await db.add_many([Program(**fields) for fields in read_seed(seed_file)])
 
 
-def _work(url: str, tasks: int, seconds: float, seed: int) -> int:
+def _work(url: str, tasks: int, seconds: float, seed: int, proposal_file: Path) -> int:
     """One worker process: ``tasks`` tasks stepping until the deadline; returns steps."""
+    proposals = read_seed(proposal_file)
 
     async def main() -> int:
         steps = 0
@@ -71,7 +77,7 @@ def _work(url: str, tasks: int, seconds: float, seed: int) -> int:
                 nonlocal steps
                 rng = random.Random(seed * 1000 + index)
                 while time.monotonic() < deadline:
-                    await _step(db, rng)
+                    await _step(db, rng, proposals)
                     steps += 1
 
             await asyncio.gather(*(task(i) for i in range(tasks)))
@@ -80,7 +86,7 @@ def _work(url: str, tasks: int, seconds: float, seed: int) -> int:
     return asyncio.run(main())
 
 
-def genesis_rate(url: str, workers: int, seconds: float) -> float:
+def genesis_rate(url: str, workers: int, seconds: float, proposals: Path) -> float:
     """Steps per second of Genesis with ``workers`` workers on a seeded run.
 
     Each process steps for ``seconds`` once its database is open, so start-up (imports,
@@ -88,15 +94,17 @@ def genesis_rate(url: str, workers: int, seconds: float) -> float:
     """
     processes, tasks = LAYOUT[workers]
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
-        steps = sum(pool.starmap(_work, [(url, tasks, seconds, p) for p in range(processes)]))
+        steps = sum(pool.starmap(_work, [(url, tasks, seconds, p, proposals)
+                                         for p in range(processes)]))
     return steps / seconds
 
 
-def shinka_rate(path: Path, workers: int, seconds: float) -> float:
+def shinka_rate(path: Path, workers: int, seconds: float, proposals: Path) -> float:
     """Steps per second of ShinkaEvolve with ``workers`` processes on a seeded file."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [subprocess.Popen([str(SHINKA_PYTHON), "-m", "benchmarks.shinka_runner", "work",
-                               str(path), str(seconds), str(w)], cwd=ROOT, env=env,
+                               str(path), str(seconds), str(w), str(proposals)],
+                              cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
              for w in range(workers)]
     steps = sum(int(p.communicate()[0].strip().splitlines()[-1]) for p in procs)
@@ -109,15 +117,16 @@ def run(workers: Sequence[int], seconds: float, seed_programs: int,
     records = []
     with tempfile.TemporaryDirectory(prefix="genesis-workload-") as name:
         folder = Path(name)
-        seed_file = folder / "seed.jsonl"
+        seed_file, proposals = folder / "seed.jsonl", folder / "proposals.jsonl"
         write_seed(seed_file, seed_programs)
+        write_proposals(proposals, seed_file, PROPOSALS)
         if "sqlite" in backends:
             template = folder / "genesis-seed.db"
             asyncio.run(_seed(f"sqlite:///{template}", seed_file))
             for count in workers:
                 copy = folder / f"genesis-{count}.db"
                 shutil.copyfile(template, copy)
-                rate = genesis_rate(f"sqlite:///{copy}", count, seconds)
+                rate = genesis_rate(f"sqlite:///{copy}", count, seconds, proposals)
                 records.append({"engine": "genesis", "backend": "sqlite", "workers": count,
                                 "steps_per_s": rate})
                 print(f"  genesis sqlite   {count:>2} workers: {rate:7.1f} steps/s", flush=True)
@@ -128,7 +137,7 @@ def run(workers: Sequence[int], seconds: float, seed_programs: int,
                 url = f"{base}{'&' if '?' in base else '?'}run={run_name}"
                 asyncio.run(_seed(url, seed_file))
                 try:
-                    rate = genesis_rate(url, count, seconds)
+                    rate = genesis_rate(url, count, seconds, proposals)
                 finally:
                     from genesis.database.backends.postgres_runs import drop_run_sync
 
@@ -145,7 +154,7 @@ def run(workers: Sequence[int], seconds: float, seed_programs: int,
             for count in [w for w in workers if w <= 16]:
                 copy = folder / f"shinka-{count}.sqlite"
                 shutil.copyfile(template, copy)
-                rate = shinka_rate(copy, count, seconds)
+                rate = shinka_rate(copy, count, seconds, proposals)
                 records.append({"engine": "shinka", "backend": "sqlite", "workers": count,
                                 "steps_per_s": rate})
                 print(f"  shinka  sqlite   {count:>2} workers: {rate:7.1f} steps/s", flush=True)
