@@ -15,9 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genesis.database import Program
+from genesis.database import DatabaseURL, Program
 
 RESULTS = Path(__file__).parent / "results"
+POSTGRES_URL = os.environ.get("GENESIS_BENCH_DATABASE_URL") or os.environ.get(
+    "GENESIS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def realistic_program(
@@ -141,3 +143,41 @@ def save(name: str, payload: dict[str, object]) -> Path:
 def median(values: Sequence[float]) -> float:
     """Median of a non-empty sequence."""
     return statistics.median(values)
+
+
+class Runs:
+    """Fresh runs on one backend (temporary files, or PostgreSQL runs dropped after)."""
+
+    def __init__(self, backend: str, folder: Path) -> None:
+        self.backend = backend
+        self.folder = folder
+        self.created: list[DatabaseURL] = []
+
+    def new(self, label: str) -> DatabaseURL:
+        """A URL naming an empty run."""
+        if self.backend == "sqlite":
+            url = DatabaseURL.sqlite(self.folder / f"{label}.db")
+        else:
+            url = DatabaseURL.parse(POSTGRES_URL).with_run(
+                f"bench_{label}_{uuid.uuid4().hex[:6]}")
+        self.created.append(url)
+        return url
+
+    def drop(self) -> None:
+        """Drop the PostgreSQL runs created."""
+        if self.backend == "postgres":
+            from genesis.database.backends.postgres_runs import drop_run_sync
+
+            for url in self.created:
+                drop_run_sync(url)
+
+
+def postgres_reachable() -> bool:
+    """True if the benchmark PostgreSQL server answers."""
+    try:
+        import psycopg
+
+        with psycopg.connect(DatabaseURL.parse(POSTGRES_URL).conninfo(), connect_timeout=3):
+            return True
+    except Exception:
+        return False

@@ -14,23 +14,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import os
 import random
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine, peak_rss_mb, realistic_program, save
+from benchmarks.common import (
+    POSTGRES_URL,
+    Runs,
+    machine,
+    peak_rss_mb,
+    postgres_reachable,
+    realistic_program,
+    save,
+)
 from genesis.database import AsyncProgramDatabase, DatabaseConfig, DatabaseURL, create_store
 from genesis.database.program import Program
 
 OPTIONS: dict[str, Any] = dict(num_islands=2, archive_size=40, seed=11, pool_max_size=4)
-POSTGRES_URL = os.environ.get("GENESIS_BENCH_DATABASE_URL") or os.environ.get(
-    "GENESIS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 async def populate(url: DatabaseURL, size: int, embedding_dim: int = 0,
@@ -116,44 +120,6 @@ async def measure_similarity(url: DatabaseURL, calls: int = 20) -> dict[str, Any
             warm.append((time.perf_counter() - start) * 1000)
     return {"embeddings": len(cold), "cold_ms": cold_ms, **{
         f"warm_{k}_ms": v for k, v in summary(warm).items()}}
-
-
-class Runs:
-    """Fresh runs on one backend (temporary files, or PostgreSQL runs dropped after)."""
-
-    def __init__(self, backend: str, folder: Path) -> None:
-        self.backend = backend
-        self.folder = folder
-        self.created: list[DatabaseURL] = []
-
-    def new(self, label: str) -> DatabaseURL:
-        """A URL naming an empty run."""
-        if self.backend == "sqlite":
-            url = DatabaseURL.sqlite(self.folder / f"{label}.db")
-        else:
-            url = DatabaseURL.parse(POSTGRES_URL).with_run(
-                f"bench_{label}_{uuid.uuid4().hex[:6]}")
-        self.created.append(url)
-        return url
-
-    def drop(self) -> None:
-        """Drop the PostgreSQL runs created."""
-        if self.backend == "postgres":
-            from genesis.database.backends.postgres_runs import drop_run_sync
-
-            for url in self.created:
-                drop_run_sync(url)
-
-
-def postgres_reachable() -> bool:
-    """True if the benchmark PostgreSQL server answers."""
-    try:
-        import psycopg
-
-        with psycopg.connect(DatabaseURL.parse(POSTGRES_URL).conninfo(), connect_timeout=3):
-            return True
-    except Exception:
-        return False
 
 
 def _in_fresh_process(measure: str, url: DatabaseURL, *args: Any) -> dict[str, Any]:

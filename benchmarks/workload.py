@@ -30,8 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine, save
-from benchmarks.evolution import POSTGRES_URL, postgres_reachable
+from benchmarks.common import POSTGRES_URL, machine, postgres_reachable, save
 from benchmarks.steps import CONFIG, child_fields, read_seed, write_proposals, write_seed
 from genesis.database import AsyncProgramDatabase, DatabaseConfig, DatabaseURL, Program
 

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from genesis.database.backends.group_commit import GroupCommitter
 from genesis.database.backends.sql import EncodedProgram, SQLSession, encode_for_insert
 from genesis.database.config import DatabaseConfig
-from genesis.database.errors import OperationalError, ReadOnlyError
+from genesis.database.errors import IntegrityError, OperationalError, ReadOnlyError
 from genesis.database.program import Program
 from genesis.database.url import DatabaseURL
 
@@ -25,13 +25,15 @@ T = TypeVar("T")
 class StoreBase:
     """Lifecycle and insert plumbing shared by the SQLite and PostgreSQL stores."""
 
+    flush_concurrency = 1  # group-commit transactions written at once
+
     def __init__(self, url: DatabaseURL, config: DatabaseConfig | None, read_only: bool) -> None:
         self.url = url
         self.config = config or DatabaseConfig()
         self.read_only = read_only
         self.upgraded_from: int | None = None
         self._committer: GroupCommitter[EncodedProgram, str] = GroupCommitter(
-            self._flush, self.config.batch_max_size
+            self._flush, self.config.batch_max_size, self.flush_concurrency
         )
         self._state = "new"
 
@@ -89,10 +91,17 @@ class StoreBase:
         return await self._committer.submit(item)
 
     async def _flush(self, items: Sequence[EncodedProgram]) -> list[str | BaseException]:
-        async def work(session: SQLSession) -> list[str | BaseException]:
+        """Write one group commit: optimistically as a whole, else item by item."""
+        async def whole(session: SQLSession) -> list[str | BaseException]:
+            return await session.insert_isolated(items, optimistic=True)
+
+        async def isolated(session: SQLSession) -> list[str | BaseException]:
             return await session.insert_isolated(items)
 
-        return await self.transaction(work)
+        try:
+            return await self.transaction(whole)
+        except IntegrityError:
+            return await self.transaction(isolated)
 
     async def add_many(
         self, programs: Sequence[Program], *, count_children: bool = True

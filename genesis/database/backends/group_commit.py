@@ -1,7 +1,9 @@
 """Group commit: many concurrent single writes, one transaction.
 
 Callers ``await submit(item)``. While a transaction is being written, new items queue up;
-the next transaction takes all of them (up to ``max_batch``). A caller resumes only after
+the next transaction takes all of them (up to ``max_batch``). With ``concurrency`` above 1
+(PostgreSQL, whose transactions commit side by side) up to that many transactions are
+written at once, each taking whatever is queued when it starts. A caller resumes only after
 the transaction holding its item has committed, and gets its own outcome: one failing item
 does not fail the others (the flush function isolates failures and returns one outcome per
 item). If the transaction itself fails, every caller in it gets the error.
@@ -27,13 +29,14 @@ Flush = Callable[[Sequence[T]], Awaitable[Sequence["R | BaseException"]]]
 
 
 class GroupCommitter(Generic[T, R]):
-    """Gather concurrent submissions into batches written by one flush at a time."""
+    """Gather concurrent submissions into batches, written by up to ``concurrency`` flushes."""
 
-    def __init__(self, flush: Flush[T, R], max_batch: int = 512) -> None:
+    def __init__(self, flush: Flush[T, R], max_batch: int = 512, concurrency: int = 1) -> None:
         self._flush = flush
         self._max_batch = max_batch
+        self._concurrency = concurrency
         self._pending: deque[tuple[T, asyncio.Future[R]]] = deque()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self.batches = 0
         self.items = 0
@@ -44,8 +47,10 @@ class GroupCommitter(Generic[T, R]):
             raise OperationalError("the store is closed; no more writes are accepted")
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="genesis-group-commit")
+        if len(self._tasks) < self._concurrency:
+            task = asyncio.create_task(self._run(), name="genesis-group-commit")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await future
 
     async def _run(self) -> None:
@@ -85,8 +90,8 @@ class GroupCommitter(Generic[T, R]):
 
     async def drain(self) -> None:
         """Wait until every item queued so far is written."""
-        while self._task is not None and not self._task.done():
-            await asyncio.shield(self._task)
+        while self._tasks:
+            await asyncio.shield(asyncio.gather(*self._tasks, return_exceptions=True))
 
     async def close(self) -> None:
         """Refuse new items and wait until every queued item is written."""

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -89,6 +90,20 @@ async def _roll_back(session: PostgresSession) -> None:
             await session.control("ROLLBACK")
 
 
+async def _check_idle_connection(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Refuse a dead connection before the pool hands it out, without a round trip.
+
+    An idle connection has nothing to read; when the server ends it (a restart,
+    ``pg_terminate_backend``) its socket turns readable with the termination notice. Only
+    then is the connection probed with a query, and dropped if that fails.
+    """
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("the connection is closed")
+    readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    if readable:
+        await AsyncConnectionPool.check_connection(conn)
+
+
 class PostgresStore(StoreBase):
     """A run stored in one schema of a PostgreSQL database."""
 
@@ -99,6 +114,8 @@ class PostgresStore(StoreBase):
     ) -> None:
         if not url.is_postgres:
             raise ValueError(f"PostgresStore needs a postgresql:// URL, got {url}")
+        # Group commits run side by side on up to half the pool (rows lock, not the table).
+        self.flush_concurrency = max(1, (config or DatabaseConfig()).pool_max_size // 2)
         super().__init__(url, config, read_only)
         self.schema = schema_name(url.run)
         self.write_retries = 0
@@ -128,7 +145,7 @@ class PostgresStore(StoreBase):
             timeout=self.config.pool_timeout,
             kwargs=connection_kwargs(self.url, self.config.pool_timeout),
             configure=self._configure,
-            check=AsyncConnectionPool.check_connection,
+            check=_check_idle_connection,
             reconnect_failed=self._reconnect_failed,
             name=f"genesis/{self.url.run}",
             open=False,
