@@ -73,3 +73,18 @@ async def test_close_waits_for_pending_and_refuses_new_items() -> None:
     assert all(task.done() for task in pending)
     with pytest.raises(OperationalError, match="closed"):
         await committer.submit("late")
+
+
+async def test_an_item_submitted_as_a_flusher_finishes_is_still_written() -> None:
+    flush = Recorder(delay=0)
+    committer = GroupCommitter(flush)
+    for index in range(200):  # sequential submissions race the flusher's exit every time
+        assert await asyncio.wait_for(committer.submit(str(index)), timeout=5) == str(index)
+
+
+async def test_concurrent_flushes_share_the_work() -> None:
+    flush = Recorder(delay=0.02)
+    committer = GroupCommitter(flush, max_batch=4, concurrency=3)
+    results = await asyncio.gather(*(committer.submit(f"x{i}") for i in range(12)))
+    assert results == [f"X{i}" for i in range(12)]
+    assert sorted(len(b) for b in flush.batches) == [4, 4, 4]

@@ -47,7 +47,8 @@ class GroupCommitter(Generic[T, R]):
             raise OperationalError("the store is closed; no more writes are accepted")
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
-        if len(self._tasks) < self._concurrency:
+        # A finished flusher leaves the set only in a later loop turn: count live ones.
+        if sum(not task.done() for task in self._tasks) < self._concurrency:
             task = asyncio.create_task(self._run(), name="genesis-group-commit")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
