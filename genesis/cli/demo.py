@@ -64,8 +64,8 @@ async def run_demo(args: argparse.Namespace) -> int:
     stream = io.StringIO() if args.quiet else sys.stderr
     async with AsyncProgramDatabase(config) as db, Evaluator(workers=args.eval_workers) as ev:
         print(f"evolving into {db.url}", file=stream)
-        with Progress("evolving", total=args.programs, unit="programs",
-                      stream=stream) as progress:
+        with Progress("evolving", total=args.programs, unit="programs", stream=stream,
+                      seconds=args.seconds) as progress:
             report = await evolve(db, ProgrammaticMutator(), ev, settings,
                                   on_step=lambda r: _progress_note(progress, r))
         summary = await db.summary()

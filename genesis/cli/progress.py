@@ -1,6 +1,6 @@
 """A progress display: a live line on a terminal, plain periodic lines otherwise.
 
-    with Progress("copy", total=100_000, unit="programs") as progress:
+    with Progress("copy", total=100_000, unit="programs") as progress:  # seconds=: time limit
         for batch in batches:
             progress.advance(len(batch))
         progress.note(best="2.61")          # extra fields shown after the rate
@@ -32,9 +32,11 @@ class Progress:
     def __init__(
         self, label: str, total: int | None = None, unit: str = "items",
         stream: TextIO | None = None, every: float = 5.0, width: int = 24,
+        seconds: float | None = None,
     ) -> None:
         self.label = label
         self.total = total
+        self.seconds = seconds
         self.unit = unit
         self.stream = stream or sys.stderr
         self.live = bool(getattr(self.stream, "isatty", lambda: False)())
@@ -44,6 +46,7 @@ class Progress:
         self.fields: dict[str, object] = {}
         self._start = time.monotonic()
         self._shown = 0.0
+        self._shown_state: tuple[int, str] | None = None
 
     def __enter__(self) -> Progress:
         return self
@@ -79,8 +82,11 @@ class Progress:
         else:
             parts.append(f"{self.done:,} {self.unit}")
         parts.append(f"{self.rate:,.0f} {self.unit}/s")
-        if self.total and self.rate > 0:
-            parts.append(f"ETA {_duration((self.total - self.done) / self.rate)}")
+        remaining = [(self.total - self.done) / self.rate] if self.total and self.rate > 0 else []
+        if self.seconds is not None:  # work that also stops at a time limit
+            remaining.append(self.seconds - (time.monotonic() - self._start))
+        if remaining:
+            parts.append(f"ETA {_duration(min(remaining))}")
         parts.extend(f"{key} {value}" for key, value in self.fields.items())
         return "  ".join(parts)
 
@@ -88,7 +94,10 @@ class Progress:
         now = time.monotonic()
         if not force and now - self._shown < self.every:
             return
-        self._shown = now
+        state = (self.done, repr(self.fields))
+        if force and not self.live and state == self._shown_state:
+            return  # the final state is already on its own line
+        self._shown, self._shown_state = now, state
         if self.live:
             self.stream.write("\r\033[K" + self.line())
         else:
