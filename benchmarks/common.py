@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -116,12 +117,10 @@ def markdown_table(rows: Sequence[Row], ceiling: float | None = None) -> str:
 
 def peak_rss_mb() -> float:
     """Peak resident memory of this process in MB (VmHWM, which exec resets on Linux)."""
-    try:
+    with contextlib.suppress(OSError):
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
-    except OSError:
-        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -188,7 +188,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                         choices=sorted(LAYOUT))
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--seed-programs", type=int, default=1000)
-    parser.add_argument("--quick", action="store_true", help="1 and 16 workers, 3 s, 200 seeded programs")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 and 16 workers, 3 s, 200 seeded programs")
     args = parser.parse_args(argv)
     if args.quick:
         args.workers, args.seconds, args.seed_programs = [1, 16], 3.0, 200

@@ -7,6 +7,7 @@ PostgreSQL retries it across lost connections and deadlocks).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -22,7 +23,7 @@ __all__ = ["StoreBase"]
 T = TypeVar("T")
 
 
-class StoreBase:
+class StoreBase(ABC):
     """Lifecycle and insert plumbing shared by the SQLite and PostgreSQL stores."""
 
     flush_concurrency = 1  # group-commit transactions written at once
@@ -48,18 +49,19 @@ class StoreBase:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
+    @abstractmethod
     async def open(self) -> None:
         """Connect, create or upgrade the schema, and get ready to serve."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def _disconnect(self) -> None:
-        raise NotImplementedError
+        """Release every connection."""
 
+    @abstractmethod
     async def transaction(
         self, work: Callable[[Any], Awaitable[T]], *, lock: str | None = None
     ) -> T:
         """Run ``work(writer)`` in one write transaction and return its result."""
-        raise NotImplementedError
 
     async def close(self) -> None:
         """Write pending group commits, then release every connection (idempotent)."""

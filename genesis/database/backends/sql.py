@@ -11,6 +11,7 @@ A backend subclasses :class:`SQLSession` with its own four primitives (``_all``,
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -98,27 +99,32 @@ def _numeric_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-class SQLSession:
+class SQLSession(ABC):
     """Protocol reads and writes on one connection, in SQL common to both backends."""
 
     dialect: Dialect
 
     # Primitives a backend provides -------------------------------------------------------
 
+    @abstractmethod
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
-        raise NotImplementedError
+        """Run a query and return all its rows."""
 
+    @abstractmethod
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
-        raise NotImplementedError
+        """Run a query and return its first row, or None."""
 
+    @abstractmethod
     async def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
-        raise NotImplementedError
+        """Run a statement and return the number of rows it changed."""
 
+    @abstractmethod
     async def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        raise NotImplementedError
+        """Run a statement once per parameter row."""
 
+    @abstractmethod
     async def _insert_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        raise NotImplementedError
+        """Insert encoded program rows as fast as the backend can."""
 
     def _json_param(self, text: str | None) -> str | None:
         """Return JSON text as the backend must receive it (PostgreSQL's JSONB needs a hook)."""
