@@ -459,3 +459,17 @@ async def test_concurrent_children_keep_counts_and_archive_exact(open_db: OpenDB
     best = max((p for p in everything if p.correct), key=lambda p: p.combined_score)
     assert await db.get_best_program_id() == best.id
     assert root.id in {p.id for p in everything}
+
+
+async def test_load_switches_to_another_run(tmp_path) -> None:
+    first, second = tmp_path / "first.db", tmp_path / "second.db"
+    db = AsyncProgramDatabase(DatabaseConfig(db_path=str(first), num_islands=1))
+    await db.open()
+    root = await seed_run(db)
+    await db.load(str(second))
+    assert await db.count() == 0 and await db.get(root.id) is None
+    await seed_run(db)
+    await db.close()
+    reopened = AsyncProgramDatabase(DatabaseConfig(db_path=str(first), num_islands=1))
+    async with reopened:
+        assert (await reopened.get(root.id)).id == root.id

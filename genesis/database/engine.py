@@ -144,6 +144,7 @@ class AsyncProgramDatabase:
         self._store = None
         self._maintenance = GroupCommitter(self._maintain_batch, max_batch=256)
         self._similarity.clear()
+        self._islands_seen.clear()
         await self.open()
 
     def _check_writable(self) -> None:
