@@ -44,6 +44,7 @@ POSTGRES = Dialect(
                    "THEN m.value::numeric < excluded.value::numeric "
                    "ELSE m.value IS NULL OR m.value = '' END",
     archived="p.id = ANY(ARRAY(SELECT program_id FROM archive))",
+    array_params=True,
 )
 
 _COLUMN_TYPES = {

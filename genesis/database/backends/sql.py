@@ -67,6 +67,7 @@ class Dialect:
     average_metrics: str
     raise_metadata: str
     archived: str
+    array_params: bool = False  # membership tests as ``= ANY(?)`` with one list parameter
 
     def sql(self, text: str) -> str:
         """Translate a statement written with ``?`` placeholders."""
@@ -159,6 +160,24 @@ class SQLSession(ABC):
         )
         return program_from_row(values, bool(row[-1]))
 
+    async def _rows_in(self, template: str, column: str, values: Sequence[Any]
+                       ) -> list[Sequence[Any]]:
+        """Rows of ``template`` whose ``{match}`` tests ``column`` against ``values``, in chunks.
+
+        PostgreSQL gets one array parameter (``= ANY``), so the statement text is the same
+        whatever the number of values and is prepared once; SQLite gets ``IN (?, ...)``.
+        """
+        rows: list[Sequence[Any]] = []
+        unique = list(dict.fromkeys(values))
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start:start + _CHUNK]
+            if self.dialect.array_params:
+                match, params = f"{column} = ANY(?)", [chunk]
+            else:
+                match, params = f"{column} IN ({', '.join('?' * len(chunk))})", chunk
+            rows += await self._all(self.dialect.sql(template.format(match=match)), params)
+        return rows
+
     async def _programs(self, sql: str, params: Sequence[Any] = ()) -> list[Program]:
         return [self._program(row) for row in await self._all(sql, params)]
 
@@ -174,25 +193,15 @@ class SQLSession(ABC):
 
     async def get_many(self, program_ids: Sequence[str]) -> list[Program]:
         """Return the programs with these ids in the given order, skipping missing ones."""
-        found: dict[str, Program] = {}
-        unique = list(dict.fromkeys(program_ids))
-        for start in range(0, len(unique), _CHUNK):
-            chunk = unique[start:start + _CHUNK]
-            marks = ", ".join("?" * len(chunk))
-            for program in await self._programs(self._select(f"p.id IN ({marks})"), chunk):
-                found[program.id] = program
+        rows = await self._rows_in(self._select("{match}"), "p.id", program_ids)
+        found = {program.id: program for program in map(self._program, rows)}
         return [found[pid] for pid in program_ids if pid in found]
 
     async def summaries(self, program_ids: Sequence[str]) -> list[ProgramSummary]:
         """Return summaries of these programs in the given order, skipping missing ones."""
-        found: dict[str, ProgramSummary] = {}
-        unique = list(dict.fromkeys(program_ids))
-        for start in range(0, len(unique), _CHUNK):
-            chunk = unique[start:start + _CHUNK]
-            marks = ", ".join("?" * len(chunk))
-            sql = self.dialect.sql(f"SELECT {_SUMMARY} FROM programs p WHERE p.id IN ({marks})")
-            for row in await self._all(sql, chunk):
-                found[row[0]] = _summary(row)
+        rows = await self._rows_in(f"SELECT {_SUMMARY} FROM programs p WHERE {{match}}", "p.id",
+                                   program_ids)
+        found = {row[0]: _summary(row) for row in rows}
         return [found[pid] for pid in program_ids if pid in found]
 
     async def count(self) -> int:
@@ -403,17 +412,10 @@ class SQLSession(ABC):
     async def embeddings(self, program_ids: Sequence[str]) -> dict[str, bytes]:
         """Return float64 embedding blobs of these programs."""
         column = self.dialect.embedding_column
-        found: dict[str, bytes] = {}
-        unique = list(dict.fromkeys(program_ids))
-        for start in range(0, len(unique), _CHUNK):
-            chunk = unique[start:start + _CHUNK]
-            marks = ", ".join("?" * len(chunk))
-            sql = self.dialect.sql(
-                f"SELECT id, {column} FROM programs WHERE id IN ({marks}) AND {column} IS NOT NULL"
-            )
-            for row in await self._all(sql, chunk):
-                found[row[0]] = bytes(row[1])
-        return found
+        rows = await self._rows_in(
+            f"SELECT id, {column} FROM programs WHERE {{match}} AND {column} IS NOT NULL", "id",
+            program_ids)
+        return {row[0]: bytes(row[1]) for row in rows}
 
     async def generation_events(self) -> list[GenerationEvent]:
         """Return the generation event log, oldest first."""
@@ -497,16 +499,9 @@ class SQLSession(ABC):
         return [outcome for outcome in outcomes if outcome is not None]
 
     async def _job_owners(self, jobs: set[str]) -> dict[str, str]:
-        owners: dict[str, str] = {}
-        ordered = sorted(jobs)
-        for start in range(0, len(ordered), _CHUNK):
-            chunk = ordered[start:start + _CHUNK]
-            marks = ", ".join("?" * len(chunk))
-            sql = self.dialect.sql(
-                f"SELECT source_job_id, id FROM programs WHERE source_job_id IN ({marks})"
-            )
-            owners.update({row[0]: row[1] for row in await self._all(sql, chunk)})
-        return owners
+        rows = await self._rows_in("SELECT source_job_id, id FROM programs WHERE {match}",
+                                   "source_job_id", sorted(jobs))
+        return {row[0]: row[1] for row in rows}
 
     async def _insert_one(self, item: EncodedProgram) -> str | BaseException:
         job = item[0][-1]
