@@ -108,3 +108,17 @@ async def test_evolution_queries_use_indexes(big_store: PostgresStore) -> None:
                        or "idx_programs" in s]
         assert on_programs, f"{name}: no scan of programs in {scans}"
         assert not any(s.startswith("Seq Scan programs") for s in scans), f"{name}: {scans}"
+
+
+async def test_plans_follow_a_run_that_grew_from_empty(store_url: DatabaseURL) -> None:
+    """A statement prepared while the run was empty still uses the index once it is large."""
+    lookup = "SELECT id FROM programs WHERE source_job_id = ANY($1)"
+    async with create_store(store_url, DatabaseConfig()) as store, store.read() as reader:
+        await reader.conn.execute(f"PREPARE lookup(text[]) AS {lookup}")
+        for _ in range(8):  # past the point where PostgreSQL would switch to a generic plan
+            await reader.conn.execute("EXECUTE lookup(ARRAY['job-1'])")
+        await store.add_many([make_program(job=f"job-{i}") for i in range(5000)])
+        cursor = await reader.conn.execute("EXPLAIN (FORMAT JSON) EXECUTE lookup(ARRAY['job-1'])")
+        plan = (await cursor.fetchone())[0]
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        assert not any(s.startswith("Seq Scan") for s in _scans(plan[0]["Plan"]))

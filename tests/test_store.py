@@ -93,6 +93,18 @@ async def test_source_job_id_is_idempotent(store: ProgramStore) -> None:
         assert await reader.by_source_job_id("job-3") is None
 
 
+async def test_repeated_job_in_a_group_commit_keeps_the_rest_exact(store: ProgramStore) -> None:
+    root = make_program(job="job-root")
+    await store.add(root)
+    children = [make_program(parent=root, job=f"job-child-{i}") for i in range(6)]
+    repeat = make_program(parent=root, job="job-root")
+    ids = await asyncio.gather(*(store.add(p) for p in [*children[:3], repeat, *children[3:]]))
+    assert ids == [*(c.id for c in children[:3]), root.id, *(c.id for c in children[3:])]
+    async with store.read() as reader:
+        assert await reader.count() == 7
+        assert (await reader.get(root.id)).children_count == 6  # the repeat counted nothing
+
+
 async def test_children_count_and_last_iteration(store: ProgramStore) -> None:
     root = make_program(generation=0)
     await store.add(root)

@@ -93,9 +93,14 @@ class StoreBase(ABC):
         return await self._committer.submit(item)
 
     async def _flush(self, items: Sequence[EncodedProgram]) -> list[str | BaseException]:
-        """Write one group commit: optimistically as a whole, else item by item."""
+        """Write one group commit: optimistically as a whole, else item by item.
+
+        The whole batch goes in without looking up known jobs: the unique index on
+        ``source_job_id`` refuses a repeated job, and the isolated retry then answers it.
+        """
         async def whole(session: SQLSession) -> list[str | BaseException]:
-            return await session.insert_isolated(items, optimistic=True)
+            await session.insert_encoded(items)
+            return [values[0] for values, _, _ in items]
 
         async def isolated(session: SQLSession) -> list[str | BaseException]:
             return await session.insert_isolated(items)

@@ -160,7 +160,10 @@ class PostgresStore(StoreBase):
         self._state = "open"
 
     async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        settings = f"SET search_path TO {self.schema}"
+        # Prepared statements are planned for their parameters every time: a generic plan
+        # made while a fresh run's tables are nearly empty (a sequential scan) would be kept
+        # until autovacuum next analyses them, and a run can grow by thousands of rows first.
+        settings = f"SET search_path TO {self.schema}; SET plan_cache_mode TO force_custom_plan"
         if self.read_only:
             settings += "; SET default_transaction_read_only TO on"
         await conn.execute(settings)

@@ -457,15 +457,11 @@ class SQLSession(ABC):
             )
         await self.raise_metadata("last_iteration", max(values[7] for values, _, _ in items))
 
-    async def insert_isolated(
-        self, items: Sequence[EncodedProgram], *, optimistic: bool = False
-    ) -> list[str | BaseException]:
+    async def insert_isolated(self, items: Sequence[EncodedProgram]) -> list[str | BaseException]:
         """Insert group-committed programs so that a bad item fails only itself.
 
         Returns, per item, the id stored for it (an already stored program's id when its
-        ``source_job_id`` was seen before) or the exception that refused it. With
-        ``optimistic``, the batch is inserted without a savepoint (two round trips fewer)
-        and an IntegrityError escapes: the caller then runs the batch again, isolated.
+        ``source_job_id`` was seen before) or the exception that refused it.
         """
         outcomes: list[str | BaseException | None] = [None] * len(items)
         owners = await self._job_owners({v[-1] for v, _, _ in items if v[-1] is not None})
@@ -479,11 +475,7 @@ class SQLSession(ABC):
             else:
                 seen.add(job)
                 first.append(index)
-        if first and optimistic and not later:
-            await self.insert_encoded([items[i] for i in first])
-            for index in first:
-                outcomes[index] = items[index][0][0]
-        elif first:
+        if first:
             try:
                 await self._run("SAVEPOINT genesis_batch")
                 await self.insert_encoded([items[i] for i in first])
