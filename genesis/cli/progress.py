@@ -45,7 +45,7 @@ class Progress:
         self.done = 0
         self.fields: dict[str, object] = {}
         self._start = time.monotonic()
-        self._shown = 0.0
+        self._shown = -float("inf")  # the first update shows at once
         self._shown_state: tuple[int, str] | None = None
 
     def __enter__(self) -> Progress:
