@@ -61,6 +61,7 @@ JSON_COLUMNS: dict[str, type] = {
 INT32 = (-(2**31), 2**31 - 1)
 MAX_ID_CHARS = 1024
 _BIG_ENDIAN = sys.byteorder == "big"
+_EMPTY_TEXT: dict[type, str] = {list: "[]", dict: "{}"}
 
 
 def _json_default(value: Any) -> Any:
@@ -134,6 +135,8 @@ def encode_json(name: str, value: Any, pid: Any = None, kind: type | None = None
             raise InvalidProgramError(
                 name, f"expected a {kind.__name__}, got {type(value).__name__}", pid
             )
+    if not value:  # most list columns are empty: skip the encoder
+        return _EMPTY_TEXT[kind]
     try:
         text = dumps(value)
     except ValueError:
@@ -298,7 +301,7 @@ def encode_program(program: Program, max_code_bytes: int) -> tuple[Any, ...]:
 
 def decode_json(text: Any, kind: type) -> Any:
     """Decode a stored JSON value, returning an empty container when absent or invalid."""
-    if text is None or text == "":
+    if text is None or text == "" or text == _EMPTY_TEXT[kind]:
         return kind()
     if isinstance(text, (bytes, bytearray, memoryview)):
         text = bytes(text).decode("utf-8")
