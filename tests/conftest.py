@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from functools import cache
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -43,13 +44,18 @@ def postgres_unavailable() -> str | None:
     return None
 
 
+def postgres_test_cannot_run(reason: str) -> NoReturn:
+    """Skip a PostgreSQL test for ``reason``; fail instead under GENESIS_REQUIRE_POSTGRES=1."""
+    if REQUIRE_POSTGRES:
+        pytest.fail(f"GENESIS_REQUIRE_POSTGRES=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 def require_postgres() -> DatabaseURL:
     """Return the test server URL, or skip (fail under GENESIS_REQUIRE_POSTGRES=1)."""
     reason = postgres_unavailable()
     if reason is not None:
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"GENESIS_REQUIRE_POSTGRES=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
+        postgres_test_cannot_run(reason)
     return DatabaseURL.parse(TEST_PG_URL, "GENESIS_TEST_DATABASE_URL")
 
 

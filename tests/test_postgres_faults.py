@@ -25,7 +25,7 @@ from genesis.database import (
 )
 from genesis.database.backends.postgres import PostgresStore
 from genesis.database.backends.postgres_session import PostgresSession
-from tests.conftest import require_postgres
+from tests.conftest import postgres_test_cannot_run, require_postgres
 from tests.factories import make_program
 
 pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("backend", ["postgres"])]
@@ -130,7 +130,7 @@ async def test_deadlock_victim_transaction_is_retried(
     try:  # the store's connections detect the deadlock first, so they are the victim
         await admin.execute("SET deadlock_timeout = '30s'")
     except psycopg.errors.InsufficientPrivilege:
-        pytest.skip("setting deadlock_timeout needs a superuser on the test server")
+        postgres_test_cannot_run("setting deadlock_timeout needs a superuser on the test server")
     async with admin.transaction():
         await admin.execute(f"UPDATE {store.schema}.programs SET complexity = complexity "
                             "WHERE id = %s", (parent.id,))
