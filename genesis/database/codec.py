@@ -5,9 +5,13 @@ Storage policy (documented in the README):
 * JSON fields (metrics, metadata, inspiration ids, PCA vectors, migration history) hold
   JSON values: dicts, lists, strings, finite numbers, booleans and null. Tuples and numpy
   values are converted (``.tolist()``); keys become strings, as in JSON.
-* **NaN and infinity are rejected** everywhere (scores, complexity, metrics, metadata,
-  embeddings) with an :class:`InvalidProgramError` naming the field, for example
-  ``public_metrics['loss']``. Nothing is written when a program is refused.
+* **NaN and infinity never make a program refused**: before encoding, the engine calls
+  :func:`replace_nonfinite`, which stores a non-finite ``combined_score`` and every
+  non-finite number inside the JSON fields as null, drops an embedding holding one and
+  recomputes a non-finite ``complexity``; one warning names the fields. With
+  ``DatabaseConfig(strict_numbers=True)`` they are refused instead: the encoder itself
+  rejects them with an :class:`InvalidProgramError` naming the field, for example
+  ``public_metrics['loss']``, and nothing is written.
 * Text must be valid Unicode without NUL characters (PostgreSQL cannot store either).
 * Embeddings are stored as little-endian float64 blobs: exact, and about three times
   smaller and much faster to read than JSON text.
@@ -30,12 +34,14 @@ from genesis.database.program import Program
 __all__ = [
     "JSON_COLUMNS",
     "PROGRAM_COLUMNS",
+    "check_code_size",
     "decode_json",
     "dumps",
     "encode_json",
     "encode_program",
     "pack_embedding",
     "program_from_row",
+    "replace_nonfinite",
     "unpack_embedding",
 ]
 
@@ -99,6 +105,69 @@ def _first(value: Any, path: str, bad: Any) -> str:
 
 def _nonfinite(item: Any) -> bool:
     return isinstance(item, float) and not math.isfinite(item)
+
+
+def _finite_copy(value: Any, path: str, found: list[str]) -> Any:
+    """Return ``value`` with non-finite floats replaced by None (the same object if none)."""
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        found.append(path)
+        return None
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if hasattr(value, "tolist") and not isinstance(value, (bytes, bytearray)):
+        plain = value.tolist()
+        cleaned = _finite_copy(plain, path, found)
+        return value if cleaned is plain and not isinstance(plain, float) else cleaned
+    if isinstance(value, Mapping):
+        items = {key: _finite_copy(item, f"{path}[{key!r}]", found)
+                 for key, item in value.items()}
+        changed = any(items[key] is not item for key, item in value.items())
+        return items if changed else value
+    if isinstance(value, (list, tuple)):
+        cleaned_items = [_finite_copy(item, f"{path}[{index}]", found)
+                         for index, item in enumerate(value)]
+        changed = any(new is not old for new, old in zip(cleaned_items, value, strict=True))
+        return cleaned_items if changed else value
+    return value
+
+
+def replace_nonfinite(program: Program) -> list[str]:
+    """Replace NaN and infinity in ``program`` by null; return the fields that held them.
+
+    ``combined_score`` and numbers inside JSON fields become None; an embedding holding a
+    non-finite value is dropped (an embedding with holes is no embedding); a non-finite
+    ``complexity`` is reset to 0 so that the database computes it. Other fields are left to
+    validation. Containers are replaced by cleaned copies only when they held such a number.
+    """
+    found: list[str] = []
+    score = program.combined_score
+    if isinstance(score, float) and not math.isfinite(score):
+        program.combined_score = None
+        found.append("combined_score")
+    if isinstance(program.complexity, float) and not math.isfinite(program.complexity):
+        program.complexity = 0.0
+        found.append("complexity")
+    embedding = program.embedding
+    if embedding is not None and len(embedding) and not isinstance(embedding, (str, bytes)):
+        try:
+            total = math.fsum(embedding)
+        except (TypeError, ValueError, OverflowError):
+            total = math.inf
+        if not math.isfinite(total):
+            bad = next((i for i, x in enumerate(embedding)
+                        if isinstance(x, Real) and not math.isfinite(float(x))), None)
+            if bad is not None:
+                program.embedding = []
+                found.append(f"embedding[{bad}]")
+    for name in JSON_COLUMNS:
+        value = getattr(program, name)
+        if value:
+            cleaned = _finite_copy(value, name, found)
+            if cleaned is not value:
+                setattr(program, name, cleaned)
+    return found
 
 
 def _not_json(item: Any) -> bool:
@@ -239,6 +308,18 @@ def _job_id(metadata: Mapping[str, Any], pid: Any) -> str | None:
     raise InvalidProgramError("metadata['source_job_id']", "expected a string", pid)
 
 
+def check_code_size(program: Program, max_code_bytes: int) -> None:
+    """Refuse code larger than ``max_code_bytes`` (UTF-8) before any work is spent on it."""
+    code = program.code
+    if not isinstance(code, str) or len(code) * 4 <= max_code_bytes:
+        return
+    size = len(code) if code.isascii() else len(code.encode("utf-8", "surrogatepass"))
+    if size > max_code_bytes:
+        raise InvalidProgramError(
+            "code", f"is {size:,} bytes, more than max_code_bytes ({max_code_bytes:,})",
+            program.id)
+
+
 def encode_program(program: Program, max_code_bytes: int) -> tuple[Any, ...]:
     """Validate ``program`` and return its column values in ``PROGRAM_COLUMNS`` order.
 
@@ -252,13 +333,9 @@ def encode_program(program: Program, max_code_bytes: int) -> tuple[Any, ...]:
         raise InvalidProgramError("id", f"expected a non-empty string of at most "
                                   f"{MAX_ID_CHARS} characters, got {pid!r:.80}")
     _check_text("id", pid, None)
+    check_code_size(program, max_code_bytes)
     code = _text("code", program.code, pid, optional=False)
     assert code is not None
-    size = len(code) if code.isascii() else len(code.encode("utf-8"))
-    if size > max_code_bytes:
-        raise InvalidProgramError(
-            "code", f"is {size:,} bytes, more than max_code_bytes ({max_code_bytes:,})", pid
-        )
     language = _text("language", program.language, pid, optional=False)
     if not language:
         raise InvalidProgramError("language", "must not be empty", pid)

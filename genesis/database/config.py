@@ -72,9 +72,11 @@ class DatabaseConfig:
     sqlite_readers: int = 4
     busy_timeout: float = 60.0
     sqlite_synchronous: str = "FULL"
+    sqlite_legacy_embedding: bool = True
     batch_max_size: int = 512
     write_retry_timeout: float = 30.0
     max_code_bytes: int = 8 * 1024 * 1024
+    strict_numbers: bool = False
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -191,7 +193,8 @@ def _validate(config: DatabaseConfig) -> None:
     _check_float(config, "parent_selection_lambda", 0.0)
     for name in ("pool_timeout", "busy_timeout", "write_retry_timeout"):
         _check_float(config, name, 0.0)
-    for name in ("island_elitism", "enforce_island_separation", "enable_dynamic_islands"):
+    for name in ("island_elitism", "enforce_island_separation", "enable_dynamic_islands",
+                 "strict_numbers", "sqlite_legacy_embedding"):
         _check_bool(config, name)
     _check_choice(config, "parent_selection_strategy", PARENT_STRATEGIES)
     _check_choice(config, "island_selection_strategy", ISLAND_STRATEGIES)

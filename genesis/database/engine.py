@@ -25,10 +25,11 @@ import numpy as np
 
 from genesis.database.backends import create_store
 from genesis.database.backends.group_commit import GroupCommitter
+from genesis.database.codec import check_code_size, replace_nonfinite
 from genesis.database.complexity import analyze_code_metrics
 from genesis.database.config import DatabaseConfig
 from genesis.database.display import format_summary
-from genesis.database.errors import OperationalError, ReadOnlyError
+from genesis.database.errors import InvalidProgramError, OperationalError, ReadOnlyError
 from genesis.database.inspirations import select_inspirations
 from genesis.database.islands import (
     LAST_MIGRATION_KEY,
@@ -41,6 +42,7 @@ from genesis.database.islands import (
 from genesis.database.maintenance import maintain, needs_maintenance, update_archive
 from genesis.database.parents import ParentContext, random_program, select_parent
 from genesis.database.program import Program
+from genesis.database.projections import EmbeddingStats, kmeans
 from genesis.database.protocol import (
     AttemptEvent,
     GenerationEvent,
@@ -153,19 +155,34 @@ class AsyncProgramDatabase:
 
     # Adding ------------------------------------------------------------------------------
 
-    def _prepare(self, program: Program) -> None:
-        """Fill what the database computes on arrival (complexity, trimmed logs)."""
+    async def _prepare(self, program: Program) -> None:
+        """Fill what the database computes on arrival (complexity, trimmed logs).
+
+        Sizes are checked before any work; code analysis runs in a worker thread, so a big
+        program never stalls the event loop.
+        """
         if not isinstance(program, Program):
             raise TypeError(f"expected a Program, got {type(program).__name__}")
         program.in_archive = False
+        program.children_count = 0  # derived: counted as children arrive
         if program.metadata is None:
             program.metadata = {}
+        if not isinstance(program.metadata, dict):
+            raise InvalidProgramError("metadata", f"expected a dict, got "
+                                      f"{type(program.metadata).__name__}", program.id)
+        check_code_size(program, self.config.max_code_bytes)
+        if not self.config.strict_numbers:
+            replaced = replace_nonfinite(program)
+            if replaced:
+                log.warning("program %s: NaN or infinity stored as null in %s", program.id,
+                            ", ".join(replaced))
         limit = self.config.max_stdout_log_chars
         log_text = program.metadata.get("stdout_log")
         if limit is not None and isinstance(log_text, str) and len(log_text) > limit:
             program.metadata["stdout_log"] = log_text[:limit]
         if program.complexity == 0 and isinstance(program.code, str):
-            metrics = analyze_code_metrics(program.code, str(program.language or "python"))
+            metrics = await asyncio.to_thread(analyze_code_metrics, program.code,
+                                              str(program.language or "python"))
             program.complexity = float(metrics["complexity_score"])
             program.metadata["code_analysis_metrics"] = metrics
 
@@ -201,7 +218,7 @@ class AsyncProgramDatabase:
         ``defer_maintenance``, the archive, best program and due migrations follow.
         """
         self._check_writable()
-        self._prepare(program)
+        await self._prepare(program)
         stored_id = None
         if program.parent_id:
             island = (await self._parent_islands([program.parent_id])).get(program.parent_id)
@@ -246,7 +263,7 @@ class AsyncProgramDatabase:
         """
         self._check_writable()
         for program in programs:
-            self._prepare(program)
+            await self._prepare(program)
         batch_ids = {p.id for p in programs}
         outside = [p.parent_id for p in programs if p.parent_id and p.parent_id not in batch_ids]
         islands = await self._parent_islands(outside) if outside else {}
@@ -501,6 +518,67 @@ class AsyncProgramDatabase:
             if not ids:
                 return None
             return await reader.get(ids[int(np.argmax(similarities))])
+
+    async def update_program_metadata(self, program_id: str, metadata: dict[str, Any]) -> bool:
+        """Replace a stored program's metadata; return False if no such program exists."""
+        self._check_writable()
+        if not isinstance(metadata, dict):
+            raise InvalidProgramError("metadata", f"expected a dict, got "
+                                      f"{type(metadata).__name__}", program_id)
+        if not self.config.strict_numbers:
+            holder = Program(id=program_id, code="", metadata=metadata)
+            if replace_nonfinite(holder):
+                metadata = holder.metadata
+        return await self.store.transaction(
+            lambda writer: writer.replace_metadata(program_id, metadata))
+
+    async def get_generations(self) -> list[int]:
+        """Return the distinct generations that have programs, ascending."""
+        async with self.store.read() as reader:
+            return await reader.generations()
+
+    async def score_percentile(self, score: float, correct_only: bool = True) -> float:
+        """Share of scored programs that ``score`` beats (ties count half); 0.5 if none."""
+        async with self.store.read() as reader:
+            below, equal, total = await reader.score_rank(float(score), correct_only)
+        return (below + 0.5 * equal) / total if total else 0.5
+
+    async def recompute_embedding_projections(self, num_clusters: int = 4) -> int:
+        """Recompute every embedded program's 2-D/3-D PCA projection and cluster id.
+
+        Embeddings are streamed twice (sums, then projections), never all held at once.
+        Returns the number of programs updated: 0 while fewer than ``num_clusters`` exist.
+        """
+        self._check_writable()
+        stats = EmbeddingStats()
+        async with self.store.read(snapshot=True) as reader:
+            async for batch in reader.iter_embeddings():
+                await asyncio.to_thread(stats.add, [blob for _, blob in batch])
+        axes = stats.axes()
+        if axes is None or axes.count < max(1, num_clusters):
+            return 0
+        ids: list[str] = []
+        parts: list[np.ndarray] = []
+        async with self.store.read(snapshot=True) as reader:
+            async for batch in reader.iter_embeddings():
+                kept = [(pid, blob) for pid, blob in batch if len(blob) == axes.dim * 8]
+                if kept:
+                    ids += [pid for pid, _ in kept]
+                    parts.append(await asyncio.to_thread(axes.project,
+                                                         [blob for _, blob in kept]))
+        points = np.vstack(parts)
+        labels = await asyncio.to_thread(kmeans, points, num_clusters, self.config.seed)
+        rows = [(pid, points[i, :2].tolist(), points[i, :3].tolist(), int(labels[i]))
+                for i, pid in enumerate(ids)]
+        for start in range(0, len(rows), 500):
+            chunk = rows[start:start + 500]
+            await self.store.transaction(lambda writer, c=chunk: writer.set_embedding_features(c))
+        return len(rows)
+
+    async def population_telemetry(self) -> list[dict[str, Any]]:
+        """Per-island aggregates (counts, scores, costs, timings), computed by the database."""
+        async with self.store.read() as reader:
+            return await reader.island_telemetry()
 
     # Metadata and events -----------------------------------------------------------------
 

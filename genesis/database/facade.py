@@ -116,6 +116,8 @@ class ProgramDatabase:
     record_generation_event = _sync("record_generation_event")
     record_attempt_event = _sync("record_attempt_event")
     set_beam_search_parent_id = _sync("set_beam_search_parent_id")
+    update_program_metadata = _sync("update_program_metadata")
+    recompute_embedding_projections = _sync("recompute_embedding_projections")
     save = _sync("save")
     load = _sync("load")
     flush = _sync("flush")
@@ -144,6 +146,9 @@ class ProgramDatabase:
     get_best_score_ever = _sync("get_best_score_ever")
     get_best_score_generation = _sync("get_best_score_generation")
     get_last_migration_generation = _sync("get_last_migration_generation")
+    get_generations = _sync("get_generations")
+    score_percentile = _sync("score_percentile")
+    population_telemetry = _sync("population_telemetry")
     summary = _sync("summary")
     print_summary = _sync("print_summary")
 

@@ -218,6 +218,22 @@ class StoreReader(Protocol):
         """Return the attempt log, oldest first."""
         ...
 
+    async def generations(self) -> list[int]:
+        """Return the distinct generations stored, ascending (an index skip scan)."""
+        ...
+
+    async def score_rank(self, score: float, correct_only: bool) -> tuple[int, int, int]:
+        """Return how many scored programs score below, equal to, and in all."""
+        ...
+
+    def iter_embeddings(self, batch_size: int = 1000) -> AsyncIterator[list[tuple[str, bytes]]]:
+        """Yield (id, float64 blob) of every embedded program in id order, in batches."""
+        ...
+
+    async def island_telemetry(self) -> list[dict[str, Any]]:
+        """Return per-island aggregates: counts, scores, costs and timings from metadata."""
+        ...
+
 
 @runtime_checkable
 class StoreWriter(StoreReader, Protocol):
@@ -249,6 +265,16 @@ class StoreWriter(StoreReader, Protocol):
 
     async def move_program(self, program_id: str, island: int, event: dict[str, Any]) -> None:
         """Move a program to another island and append ``event`` to its migration history."""
+        ...
+
+    async def replace_metadata(self, program_id: str, metadata: dict[str, Any]) -> bool:
+        """Replace a program's metadata (its job id column follows); True if it exists."""
+        ...
+
+    async def set_embedding_features(
+        self, rows: Sequence[tuple[str, list[float], list[float], int | None]]
+    ) -> None:
+        """Store (id, 2-D projection, 3-D projection, cluster id) of embedded programs."""
         ...
 
     async def record_generation_event(self, event: GenerationEvent) -> None:

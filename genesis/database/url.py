@@ -12,6 +12,8 @@ so many runs share one database without seeing each other. A SQLite run is its f
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -30,6 +32,7 @@ __all__ = [
     "DEFAULT_RUN",
     "DatabaseURL",
     "resolve_url",
+    "run_name_for_path",
     "validate_run_name",
 ]
 
@@ -47,7 +50,9 @@ _SCHEMES = {
     "postgresql+asyncpg": "postgresql",
 }
 _RUN_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_RUN_MAX = 40
 _MASK = "***"
+log = logging.getLogger("genesis.database")
 
 
 def validate_run_name(name: str, setting: str = "run name") -> str:
@@ -73,6 +78,7 @@ class DatabaseURL:
     database: str = ""
     options: tuple[tuple[str, str], ...] = ()
     run: str = DEFAULT_RUN
+    run_named: bool = field(default=False, compare=False)  # the URL itself named the run
 
     @classmethod
     def parse(cls, text: str, setting: str = "DATABASE_URL") -> DatabaseURL:
@@ -126,13 +132,12 @@ class DatabaseURL:
             raise ConfigurationError(f"{setting}: malformed PostgreSQL URL ({message}); "
                                      "the port must be a number from 1 to 65535") from None
         options = parse_qsl(parts.query, keep_blank_values=True)
-        run = DEFAULT_RUN
-        kept: list[tuple[str, str]] = []
-        for key, value in options:
-            if key == "run":
-                run = validate_run_name(value, f"{setting} option 'run'")
-            else:
-                kept.append((key, value))
+        runs = [value for key, value in options if key == "run"]
+        if len(runs) > 1:
+            raise ConfigurationError(f"{setting} names the run {len(runs)} times "
+                                     f"({', '.join(map(repr, runs))}); give ?run= once")
+        run = validate_run_name(runs[0], f"{setting} option 'run'") if runs else DEFAULT_RUN
+        kept = [(key, value) for key, value in options if key != "run"]
         database = unquote(parts.path.lstrip("/"))
         if "/" in database:
             raise ConfigurationError(f"{setting}: the database name may not contain '/'")
@@ -145,6 +150,7 @@ class DatabaseURL:
             database=database,
             options=tuple(kept),
             run=run,
+            run_named=bool(runs),
         )
 
     @classmethod
@@ -175,7 +181,7 @@ class DatabaseURL:
         """Return a copy of this URL that selects another run."""
         if self.is_sqlite:
             raise ConfigurationError("a SQLite run is its file: choose another path instead")
-        return replace(self, run=validate_run_name(run))
+        return replace(self, run=validate_run_name(run), run_named=True)
 
     def conninfo(self) -> str:
         """Return the libpq URL for the driver, password included: never log it."""
@@ -225,27 +231,57 @@ def _password_of(text: str) -> str:
     return userinfo.partition(":")[2]
 
 
+def run_name_for_path(path: str | os.PathLike[str]) -> str:
+    """Derive a valid run name from a legacy SQLite path: its folder's name, else its stem.
+
+    ``results_2026_12_01/programs.sqlite`` gives ``results_2026_12_01``: lowercase, any other
+    character made ``_``, ``r_`` prefixed when it does not start with a letter, and a name
+    longer than 40 characters shortened with a hash of the whole so that it stays unique.
+    """
+    location = Path(os.fspath(path))
+    folder = location.parent.name if location.parent.name not in ("", ".", "..") else ""
+    text = re.sub(r"[^a-z0-9_]+", "_", (folder or location.stem).lower()).strip("_")
+    if not text or not text[0].isalpha():
+        text = f"r_{text}".rstrip("_")
+    if len(text) > _RUN_MAX:
+        digest = hashlib.sha1(text.encode()).hexdigest()[:8]
+        text = f"{text[:_RUN_MAX - 9].rstrip('_')}_{digest}"
+    return validate_run_name(text, "run name derived from db_path")
+
+
 def resolve_url(
     config: DatabaseConfig | None = None, environ: Mapping[str, str] | None = None
 ) -> DatabaseURL:
-    """Choose the database: config URL, config ``db_path``, ``DATABASE_URL``, data dir default.
+    """Choose the database: config URL, ``DATABASE_URL``, config ``db_path``, data dir default.
 
-    ``config.run_name`` (or ``GENESIS_RUN``) overrides the run named in the URL.
+    ``db_path`` is the SQLite fallback used when ``DATABASE_URL`` is unset (a ``db_path``
+    holding a URL counts as an explicit URL). The run is ``config.run_name``, else
+    ``GENESIS_RUN``, else the URL's ``?run=``; when ``DATABASE_URL`` selects PostgreSQL for a
+    caller that also gave a ``db_path`` (a legacy runner), the run is derived from that path
+    (:func:`run_name_for_path`) so that different results folders never share a run.
     """
     env = os.environ if environ is None else environ
     explicit_url = getattr(config, "database_url", None)
     db_path = getattr(config, "db_path", None)
+    db_path = os.fspath(db_path) if db_path else None
     if explicit_url:
         url = DatabaseURL.parse(explicit_url, "database_url")
-    elif db_path:
-        text = os.fspath(db_path)
-        url = DatabaseURL.parse(text, "db_path") if "://" in text else DatabaseURL.sqlite(text)
+    elif db_path and "://" in db_path:
+        url = DatabaseURL.parse(db_path, "db_path")
     elif env.get("DATABASE_URL"):
         url = DatabaseURL.parse(env["DATABASE_URL"], "DATABASE_URL")
+    elif db_path:
+        url = DatabaseURL.sqlite(db_path)
     else:
         data_dir = env.get("GENESIS_DATA_DIR") or DEFAULT_DATA_DIR
         url = DatabaseURL.sqlite(Path(data_dir) / DEFAULT_SQLITE_FILE)
-    run = getattr(config, "run_name", None) or env.get("GENESIS_RUN")
-    if run and url.is_postgres:
-        url = url.with_run(validate_run_name(run, "run_name"))
+    if not url.is_postgres:
+        return url
+    if getattr(config, "run_name", None):
+        return url.with_run(validate_run_name(config.run_name, "DatabaseConfig.run_name"))
+    if env.get("GENESIS_RUN"):
+        return url.with_run(validate_run_name(env["GENESIS_RUN"], "GENESIS_RUN"))
+    if not url.run_named and db_path and "://" not in db_path:
+        url = url.with_run(run_name_for_path(db_path))
+        log.info("run %r chosen from db_path %s on %s", url.run, db_path, url.endpoint)
     return url

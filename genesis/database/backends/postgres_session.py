@@ -44,6 +44,9 @@ POSTGRES = Dialect(
                    "THEN m.value::numeric < excluded.value::numeric "
                    "ELSE m.value IS NULL OR m.value = '' END",
     archived="p.id = ANY(ARRAY(SELECT program_id FROM archive))",
+    json_number="(CASE WHEN jsonb_typeof({column} -> ?::text) = 'number' "
+                "THEN ({column} ->> ?::text)::float8 END)",
+    json_true="COALESCE({column} -> ?::text = 'true'::jsonb, FALSE)",
     array_params=True,
 )
 

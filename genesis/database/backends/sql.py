@@ -50,6 +50,11 @@ _ORDER_COLUMNS: dict[str, str] = {
     "id": "p.id",
 }
 _CHUNK = 400
+# Costs and timings ShinkaEvolve's runner keeps in program metadata (telemetry sums them).
+COST_KEYS = {"api": "api_costs", "embed": "embed_cost", "novelty": "novelty_cost",
+             "meta": "meta_cost"}
+TIMING_KEYS = ("sampling_seconds", "evaluation_seconds", "postprocess_seconds",
+               "pipeline_seconds")
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ class Dialect:
     average_metrics: str
     raise_metadata: str
     archived: str
+    json_number: str  # a JSON number at key ``?`` of column ``{column}``, else NULL
+    json_true: str  # whether the value at key ``?`` of column ``{column}`` is JSON true
     array_params: bool = False  # membership tests as ``= ANY(?)`` with one list parameter
 
     def sql(self, text: str) -> str:
@@ -76,6 +83,16 @@ class Dialect:
     def metric_param(self, metric: str) -> str:
         """Return the parameter that addresses ``public_metrics[metric]``."""
         return f'$."{metric}"' if self.name == "sqlite" else metric
+
+    def number_at(self, column: str, key: str) -> tuple[str, list[str]]:
+        """Return SQL for the JSON number under ``key`` of ``column`` and its parameters."""
+        fragment = self.json_number.replace("{column}", column)
+        return fragment, [self.metric_param(key)] * fragment.count("?")
+
+    def true_at(self, column: str, key: str) -> tuple[str, list[str]]:
+        """Return SQL testing that ``key`` of ``column`` holds JSON true, and its parameters."""
+        fragment = self.json_true.replace("{column}", column)
+        return fragment, [self.metric_param(key)] * fragment.count("?")
 
 
 def metric_name(metric: str) -> str:
@@ -429,6 +446,76 @@ class SQLSession(ABC):
                                "FROM attempt_log ORDER BY id")
         return [AttemptEvent(r[0], r[1], r[2], _details(r[3]), r[4]) for r in rows]
 
+    async def generations(self) -> list[int]:
+        """Return the distinct generations stored, ascending (an index skip scan)."""
+        rows = await self._all(
+            "WITH RECURSIVE g(x) AS (SELECT MIN(generation) FROM programs UNION ALL "
+            "SELECT (SELECT MIN(generation) FROM programs WHERE generation > g.x) FROM g "
+            "WHERE g.x IS NOT NULL) SELECT x FROM g WHERE x IS NOT NULL")
+        return [int(row[0]) for row in rows]
+
+    async def score_rank(self, score: float, correct_only: bool) -> tuple[int, int, int]:
+        """Return how many scored programs score below, equal to, and in all."""
+        where = "combined_score IS NOT NULL" + (" AND correct = TRUE" if correct_only else "")
+        row = await self._one(self.dialect.sql(
+            "SELECT COUNT(*) FILTER (WHERE combined_score < ?), "
+            f"COUNT(*) FILTER (WHERE combined_score = ?), COUNT(*) FROM programs WHERE {where}"),
+            (score, score))
+        assert row is not None
+        return int(row[0]), int(row[1]), int(row[2])
+
+    async def iter_embeddings(self, batch_size: int = 1000
+                              ) -> AsyncIterator[list[tuple[str, bytes]]]:
+        """Yield (id, float64 blob) of every embedded program in id order, in batches."""
+        column = self.dialect.embedding_column
+        sql = self.dialect.sql(f"SELECT id, {column} FROM programs WHERE id > ? AND {column} "
+                               "IS NOT NULL ORDER BY id LIMIT ?")
+        last = ""
+        while True:
+            rows = await self._all(sql, (last, batch_size))
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [(row[0], bytes(row[1])) for row in rows]
+
+    async def island_telemetry(self) -> list[dict[str, Any]]:
+        """Return per-island aggregates: counts, scores, costs and timings from metadata."""
+        dialect, params = self.dialect, []
+
+        def number(key: str) -> str:
+            fragment, extra = dialect.number_at("p.metadata", key)
+            params.extend(extra)
+            return fragment
+
+        def flag(key: str) -> str:
+            fragment, extra = dialect.true_at("p.metadata", key)
+            params.extend(extra)
+            return fragment
+
+        copy = f"({flag('_is_island_copy')} OR {flag('_spawned_island')})"
+        unknown = flag("headless_pricing_unknown")
+        columns = [
+            "COUNT(*)", f"COUNT(*) FILTER (WHERE NOT {copy})",
+            "COUNT(*) FILTER (WHERE p.correct = TRUE)", "COUNT(p.combined_score)",
+            "COALESCE(SUM(p.combined_score), 0)", "MAX(p.combined_score)",
+            "MAX(p.combined_score) FILTER (WHERE p.correct = TRUE)",
+        ]
+        for name, key in COST_KEYS.items():
+            skip = f" AND NOT {unknown}" if name == "api" else ""
+            columns.append(f"COALESCE(SUM({number(key)}) FILTER (WHERE NOT {copy}{skip}), 0)")
+        columns.append(f"COUNT(*) FILTER (WHERE NOT {copy} AND {unknown})")
+        columns += [f"COALESCE(SUM({number(key)}) FILTER (WHERE NOT {copy}), 0)"
+                    for key in TIMING_KEYS]
+        rows = await self._all(dialect.sql(
+            f"SELECT p.island_idx, {', '.join(columns)} FROM programs p GROUP BY p.island_idx "
+            "ORDER BY p.island_idx"), params)
+        names = ("count", "evaluated_count", "correct_count", "score_count", "score_sum",
+                 "best_score", "best_correct_score",
+                 *(f"{name}_cost" for name in COST_KEYS), "pricing_unknown_count",
+                 *TIMING_KEYS)
+        return [{"island_idx": row[0], **dict(zip(names, row[1:], strict=True))}
+                for row in rows]
+
     # Writes ------------------------------------------------------------------------------
 
     async def insert(self, programs: Sequence[Program], *, count_children: bool = True) -> None:
@@ -554,6 +641,29 @@ class SQLSession(ABC):
         await self._run(self.dialect.sql(
             f"UPDATE programs SET island_idx = ?, migration_history = {self.dialect.json_cast} "
             "WHERE id = ?"), (island, self._json_param(dumps(history)), program_id))
+
+    async def replace_metadata(self, program_id: str, metadata: dict[str, Any]) -> bool:
+        """Replace a program's metadata (its job id column follows); True if it exists."""
+        text = encode_json("metadata", metadata, program_id)
+        job = metadata.get("source_job_id")
+        job = str(job) if isinstance(job, (str, int)) and not isinstance(job, bool) else None
+        changed = await self._run(self.dialect.sql(
+            f"UPDATE programs SET metadata = {self.dialect.json_cast}, "
+            "source_job_id = COALESCE(?, source_job_id) WHERE id = ?"),
+            (self._json_param(text), job, program_id))
+        return changed > 0
+
+    async def set_embedding_features(
+        self, rows: Sequence[tuple[str, list[float], list[float], int | None]]
+    ) -> None:
+        """Store (id, 2-D projection, 3-D projection, cluster id) of embedded programs."""
+        cast = self.dialect.json_cast
+        await self._run_many(self.dialect.sql(
+            f"UPDATE programs SET embedding_pca_2d = {cast}, embedding_pca_3d = {cast}, "
+            "embedding_cluster_id = ? WHERE id = ?"),
+            [(self._json_param(encode_json("embedding_pca_2d", two, pid)),
+              self._json_param(encode_json("embedding_pca_3d", three, pid)), cluster, pid)
+             for pid, two, three, cluster in rows])
 
     async def record_generation_event(self, event: GenerationEvent) -> None:
         """Append to the generation event log."""

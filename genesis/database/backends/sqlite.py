@@ -30,7 +30,7 @@ from genesis.database.backends.base import StoreBase
 from genesis.database.backends.file_lock import WriterLock
 from genesis.database.backends.sql import Dialect, SQLSession
 from genesis.database.backends.sqlite_schema import SCHEMA_VERSION, prepare_file
-from genesis.database.codec import PROGRAM_COLUMNS
+from genesis.database.codec import PROGRAM_COLUMNS, dumps, unpack_embedding
 from genesis.database.config import DatabaseConfig
 from genesis.database.errors import OperationalError, SchemaError, translating
 from genesis.database.url import DatabaseURL
@@ -55,34 +55,53 @@ SQLITE = Dialect(
                    "WHERE metadata_store.value IS NULL OR metadata_store.value = '' "
                    "OR CAST(metadata_store.value AS REAL) < CAST(excluded.value AS REAL)",
     archived="p.id IN (SELECT program_id FROM archive)",
+    json_number="(CASE WHEN json_valid({column}) THEN (CASE WHEN json_type({column}, ?) "
+                "IN ('integer', 'real') THEN json_extract({column}, ?) END) END)",
+    json_true="COALESCE(CASE WHEN json_valid({column}) THEN json_type({column}, ?) = 'true' "
+              "END, FALSE)",
 )
-_INSERT = "INSERT INTO programs ({}) VALUES ({})".format(
+# The embedding goes to ``embedding_vec`` (float64 blob, what Genesis reads) and, as JSON
+# text, to ShinkaEvolve's ``embedding`` column, so that ShinkaEvolve reads the file equal.
+_INSERT = "INSERT INTO programs ({}, embedding) VALUES ({})".format(
     ", ".join("embedding_vec" if c == "embedding" else c for c in PROGRAM_COLUMNS),
-    ", ".join("?" * len(PROGRAM_COLUMNS)),
+    ", ".join("?" * (len(PROGRAM_COLUMNS) + 1)),
 )
+_EMBEDDING = PROGRAM_COLUMNS.index("embedding")
+
+
+def _legacy_embedding(blob: bytes | None) -> str:
+    """ShinkaEvolve's text form of an embedding: a JSON list, ``'[]'`` when absent."""
+    return dumps(unpack_embedding(blob)) if blob else "[]"
 
 
 class _SQLiteSQL(SQLSession):
     """The SQLite dialect and the statements built on the three primitives."""
 
     dialect = SQLITE
-    max_code_bytes: int
+
+    def __init__(self, url: DatabaseURL, config: DatabaseConfig) -> None:
+        self._url = url
+        self.max_code_bytes = config.max_code_bytes
+        self.legacy_embedding = config.sqlite_legacy_embedding
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
         rows = await self._all(sql, params)
         return rows[0] if rows else None
 
     async def _insert_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        if self.legacy_embedding:
+            rows = [(*row, _legacy_embedding(row[_EMBEDDING])) for row in rows]
+        else:
+            rows = [(*row, None) for row in rows]
         await self._run_many(_INSERT, rows)
 
 
 class SQLiteSession(_SQLiteSQL):
     """Protocol reads on one aiosqlite reader connection."""
 
-    def __init__(self, conn: aiosqlite.Connection, url: DatabaseURL, max_code_bytes: int):
+    def __init__(self, conn: aiosqlite.Connection, url: DatabaseURL, config: DatabaseConfig):
+        super().__init__(url, config)
         self._conn = conn
-        self._url = url
-        self.max_code_bytes = max_code_bytes
 
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
         with translating(self._url):
@@ -119,10 +138,9 @@ class _DirectSession(_SQLiteSQL):
     in one go (see :func:`_run_to_completion`).
     """
 
-    def __init__(self, conn: sqlite3.Connection, url: DatabaseURL, max_code_bytes: int):
+    def __init__(self, conn: sqlite3.Connection, url: DatabaseURL, config: DatabaseConfig):
+        super().__init__(url, config)
         self._conn = conn
-        self._url = url
-        self.max_code_bytes = max_code_bytes
 
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
         with translating(self._url):
@@ -141,9 +159,8 @@ class _WriterSession(_SQLiteSQL):
     """Statements sent one by one to the writer thread (an interactive ``write()``)."""
 
     def __init__(self, store: SQLiteStore):
+        super().__init__(store.url, store.config)
         self._store = store
-        self._url = store.url
-        self.max_code_bytes = store.config.max_code_bytes
 
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
         with translating(self._url):
@@ -294,7 +311,7 @@ class SQLiteStore(StoreBase):
                 with translating(self.url):
                     await conn.execute("BEGIN")
             try:
-                yield SQLiteSession(conn, self.url, self.config.max_code_bytes)
+                yield SQLiteSession(conn, self.url, self.config)
             finally:
                 if snapshot:
                     with translating(self.url):
@@ -337,7 +354,7 @@ class SQLiteStore(StoreBase):
         with translating(self.url):
             conn.execute("BEGIN IMMEDIATE")
         try:
-            session = _DirectSession(conn, self.url, self.config.max_code_bytes)
+            session = _DirectSession(conn, self.url, self.config)
             result = _run_to_completion(work(session))  # type: ignore[arg-type]
             with translating(self.url):
                 conn.execute("COMMIT")
