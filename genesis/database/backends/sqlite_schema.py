@@ -23,9 +23,20 @@ from genesis.database.errors import (
     SchemaError,
 )
 
-__all__ = ["SCHEMA_VERSION", "connect_file", "prepare_file", "read_version", "upgrade"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "connect_file",
+    "enable_wal",
+    "prepare_file",
+    "read_version",
+    "upgrade",
+]
 
 SCHEMA_VERSION = 2
+# Tables a run's file may hold before its programs: SQLite's own, and the prompt-evolution
+# store (genesis.compat.shinka), which may be opened on the same file first.
+_COMPANION_TABLES = frozenset({"sqlite_sequence", "system_prompts", "prompt_archive",
+                               "prompt_metadata_store"})
 
 _LEGACY_PROGRAMS = """
 CREATE TABLE IF NOT EXISTS programs (
@@ -177,7 +188,7 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
 def read_version(conn: sqlite3.Connection) -> int:
     """Return the file's schema version (0 for a new file or a ShinkaEvolve file)."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    tables = _tables(conn) - {"sqlite_sequence"}
+    tables = _tables(conn) - _COMPANION_TABLES
     if tables and "programs" not in tables:
         raise NotAProgramDatabaseError(
             f"this SQLite file has tables ({', '.join(sorted(tables)[:5])}) but no 'programs' "
@@ -290,7 +301,8 @@ def connect_file(
     return conn
 
 
-def _enable_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
+def enable_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    """Switch the file to WAL mode, waiting up to ``busy_timeout`` for other connections."""
     deadline = time.monotonic() + busy_timeout
     while True:
         try:
@@ -313,7 +325,7 @@ def prepare_file(
         if read_only:
             version = read_version(conn)
             return version, version
-        _enable_wal(conn, busy_timeout)
+        enable_wal(conn, busy_timeout)
         return upgrade(conn)
     finally:
         conn.close()
