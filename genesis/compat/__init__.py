@@ -1,0 +1,1 @@
+"""Compatibility layers: modules of other evolution frameworks on Genesis storage."""
