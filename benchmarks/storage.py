@@ -135,21 +135,37 @@ Scenario = Callable[[ProgramStore, Sequence[Program]], Awaitable[Row]]
 
 async def run_scenarios(
     new_url: Callable[[str], DatabaseURL], programs: Sequence[Program], sequential_rows: int,
+    backend: str,
 ) -> list[Row]:
-    """Run every engine scenario, each on a fresh run."""
+    """Run every engine scenario, each on a fresh run.
+
+    On SQLite with embeddings, ``add_many()`` also runs with ShinkaEvolve's JSON copy of the
+    embedding (``sqlite_legacy_embedding=True``, as for ShinkaEvolve's runner): the price of
+    files that ShinkaEvolve reads with their embeddings.
+    """
     config = DatabaseConfig(pool_max_size=8)
-    scenarios: list[tuple[str, Scenario, Sequence[Program]]] = [
-        ("sequential", sequential, programs[:sequential_rows]),
-        *[(f"concurrent{k}", lambda s, p, k=k: concurrent(s, p, k), programs)
+    scenarios: list[tuple[str, Scenario, Sequence[Program], DatabaseConfig]] = [
+        ("sequential", sequential, programs[:sequential_rows], config),
+        *[(f"concurrent{k}", lambda s, p, k=k: concurrent(s, p, k), programs, config)
           for k in CONCURRENCY],
-        ("batched", batched, programs),
+        ("batched", batched, programs, config),
     ]
+    if backend == "sqlite" and programs and programs[0].embedding:
+        scenarios.append(("batched_text", with_text, programs,
+                          DatabaseConfig(pool_max_size=8, sqlite_legacy_embedding=True)))
     rows = []
-    for name, scenario, subset in scenarios:
+    for name, scenario, subset, options in scenarios:
         quiesce()
-        async with create_store(new_url(name), config) as store:
+        async with create_store(new_url(name), options) as store:
             rows.append(await scenario(store, subset))
     return rows
+
+
+async def with_text(store: ProgramStore, programs: Sequence[Program]) -> Row:
+    """add_many() also filling ShinkaEvolve's JSON embedding column."""
+    row = await batched(store, programs)
+    return Row(f"{row.name}, + ShinkaEvolve's JSON embedding", row.ops, row.seconds,
+               row.latencies, versus_ceiling=True)
 
 
 def postgres_ceiling(url: DatabaseURL, programs: Sequence[Program]) -> Row:
@@ -196,7 +212,7 @@ def run_backend(backend: str, programs: Sequence[Program], sequential_rows: int)
                            if backend == "sqlite" else
                            postgres_ceiling(runs.new(f"ceiling{i}"), programs)
                            for i in range(CEILING_RUNS)), key=lambda row: row.rate)
-            rows = asyncio.run(run_scenarios(runs.new, programs, sequential_rows))
+            rows = asyncio.run(run_scenarios(runs.new, programs, sequential_rows, backend))
         finally:
             runs.drop()
     return [ceiling, *rows]

@@ -23,7 +23,7 @@ from tests.factories import make_program
         ("SELECT $$ ? $$, $tag$ it's ? $tag$, ?", "SELECT $$ ? $$, $tag$ it's ? $tag$, %s"),
         ("SELECT E'\\' ?', ?", "SELECT E'\\' ?', %s"),
         ("SELECT 100 % 7 WHERE x LIKE 'a%' AND y = ?",
-         "SELECT 100 %% 7 WHERE x LIKE 'a%' AND y = %s"),
+         "SELECT 100 %% 7 WHERE x LIKE 'a%%' AND y = %s"),
         ("SELECT $1::int", "SELECT $1::int"),
     ],
 )
@@ -58,6 +58,9 @@ def test_queries_with_bound_parameters(store_url: DatabaseURL) -> None:
         assert db.fetchall() == [(programs[2].id, 0.9), (programs[1].id, 0.5)]
         db.execute("SELECT COUNT(*) FROM programs WHERE id = ?", ("x' OR '1'='1",))
         assert db.fetchone() == (0,)
+        db.execute("SELECT COUNT(*) FROM programs WHERE language LIKE 'py%' AND 7 % 2 = ?",
+                   (1,))  # a % in a literal and as an operator, with parameters
+        assert db.fetchone() == (3,)
         db.execute("SELECT '?' || ?", ("!",))
         assert db.fetchone() == ("?!",)
         db.execute("SELECT 7 % 4")

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
 import textwrap
 import warnings
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,10 +15,8 @@ from radon.metrics import h_visit
 from radon.raw import analyze
 
 from genesis.database.complexity import C_LIKE, METRIC_KEYS, analyze_code_metrics
+from tests.shinka_venv import run_in_shinka
 
-SHINKA_PYTHON = Path(__file__).resolve().parents[1] / "benchmarks" / ".venv-shinka" / "bin" / \
-    "python"
-REQUIRE_SHINKA = os.environ.get("GENESIS_REQUIRE_SHINKA", "") not in ("", "0")
 LANGUAGES = ("python", *sorted(C_LIKE), "java", "ruby", "", "text")
 SAMPLES = {
     "tiny": "def f(x):\n    if x > 0:\n        return x\n    return -x\n",
@@ -180,22 +175,14 @@ def test_arbitrary_text_never_raises(code: str, language: str) -> None:
 
 
 @pytest.mark.slow
-def test_numbers_equal_shinkaevolves_own(tmp_path: Path) -> None:
+def test_numbers_equal_shinkaevolves_own() -> None:
     """The same code gets the same metrics from ShinkaEvolve 0.0.7 (its own venv)."""
-    if not SHINKA_PYTHON.exists():
-        reason = "ShinkaEvolve venv missing: run bash benchmarks/setup_shinka.sh"
-        if REQUIRE_SHINKA:
-            pytest.fail(f"GENESIS_REQUIRE_SHINKA=1 but {reason}")
-        pytest.skip(reason)
     cases = [(code, "python") for code in SAMPLES.values()]
     cases += [(SAMPLES["classes"], language) for language in ("cpp", "rust", "text")]
     cases.append(("def f(:\n  if (x) { y; }\n", "python"))
-    (tmp_path / "cases.json").write_text(json.dumps(cases))
     script = ("import json, sys\nfrom shinka.database.complexity import analyze_code_metrics\n"
-              "cases = json.load(open(sys.argv[1]))\n"
+              "cases = json.loads(sys.argv[1])\n"
               "print(json.dumps([analyze_code_metrics(c, l) for c, l in cases]))\n")
-    done = subprocess.run([str(SHINKA_PYTHON), "-c", script, str(tmp_path / "cases.json")],
-                          capture_output=True, text=True, timeout=120, check=True)
-    theirs = json.loads(done.stdout)
+    theirs = run_in_shinka(script, json.dumps(cases))
     ours = [analyze_code_metrics(code, language) for code, language in cases]
     assert json.loads(json.dumps(ours)) == theirs

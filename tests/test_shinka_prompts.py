@@ -1,9 +1,7 @@
 """ShinkaEvolve's prompt-evolution store (genesis.compat.shinka.prompt_dbase) on both backends.
 
 The behavioural tests run once per backend. The two-way file test runs ShinkaEvolve 0.0.7's
-own ``SystemPromptDatabase`` in its virtual environment (``GENESIS_SHINKA_PYTHON``, default
-``benchmarks/.venv-shinka/bin/python``); without it that test is skipped, unless
-``GENESIS_REQUIRE_SHINKA=1`` turns the missing interpreter into a failure.
+own ``SystemPromptDatabase`` in its virtual environment (see ``tests/shinka_venv.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import sqlite3
 import subprocess
 import threading
@@ -46,12 +43,8 @@ from genesis.database import (
 from genesis.database.backends.postgres_schema import schema_name
 from tests.conftest import TEST_PG_URL, drop_pg_run, new_pg_run_url
 from tests.factories import make_program
+from tests.shinka_venv import shinka_python
 from tests.stats import assert_matches
-
-ROOT = Path(__file__).resolve().parent.parent
-SHINKA_PYTHON = Path(os.environ.get("GENESIS_SHINKA_PYTHON")
-                     or ROOT / "benchmarks" / ".venv-shinka" / "bin" / "python")
-REQUIRE_SHINKA = os.environ.get("GENESIS_REQUIRE_SHINKA", "") not in ("", "0")
 
 OpenDB = Callable[..., SystemPromptDatabase]
 
@@ -618,7 +611,7 @@ print(json.dumps({
 
 def through_shinka(mode: str, path: Path, ops: list[Any] = ()) -> dict[str, Any]:
     """Run ShinkaEvolve's SystemPromptDatabase on ``path``; return what it reads back."""
-    result = subprocess.run([str(SHINKA_PYTHON), "-c", SHINKA_SCRIPT, mode, str(path),
+    result = subprocess.run([str(shinka_python()), "-c", SHINKA_SCRIPT, mode, str(path),
                              json.dumps(list(ops))], capture_output=True, text=True,
                             cwd=path.parent, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -680,11 +673,7 @@ MORE = [_add("c6", 105.0, "c3", 5, 2.0), _fit("c6", 0.3, "x7", 2.0)]
 @pytest.mark.slow
 def test_shinkaevolve_and_genesis_read_and_continue_each_others_files(
         tmp_path: Path, monkeypatch) -> None:
-    if not SHINKA_PYTHON.exists():
-        reason = f"ShinkaEvolve 0.0.7 interpreter not found at {SHINKA_PYTHON}"
-        if REQUIRE_SHINKA:
-            pytest.fail(f"GENESIS_REQUIRE_SHINKA=1 but {reason}", pytrace=False)
-        pytest.skip(f"{reason} (run benchmarks/setup_shinka.sh or set GENESIS_SHINKA_PYTHON)")
+    shinka_python()  # skip (or fail under GENESIS_REQUIRE_SHINKA=1) without the venv
     monkeypatch.delenv("DATABASE_URL", raising=False)  # db_path names the file, as in Shinka
     ours, theirs = tmp_path / "genesis" / "prompts.sqlite", tmp_path / "shinka" / "prompts.sqlite"
     theirs.parent.mkdir()

@@ -21,7 +21,7 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of every ``genesis`` command."""
-    from genesis.cli import db, demo
+    from genesis.cli import db, demo, shinka
 
     parser = argparse.ArgumentParser(
         prog="genesis",
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     demo.register(commands)
     db.register(commands)
+    shinka.register(commands)
     return parser
 
 

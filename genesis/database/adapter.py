@@ -10,10 +10,10 @@
 
 Statements use ``?`` placeholders on both backends; for PostgreSQL they are translated to
 ``%s`` outside string literals, quoted identifiers, comments and dollar-quoted bodies, and
-a literal ``%`` is escaped. Parameters are always bound by the driver, never formatted
-into the SQL. On PostgreSQL the connection's ``search_path`` is the run's schema, so the
-same table names work on both backends. Use ``jsonb_exists()`` rather than the ``?``
-operator in PostgreSQL-only SQL.
+every ``%`` (inside literals too, as psycopg requires) is escaped. Parameters are always
+bound by the driver, never formatted into the SQL. On PostgreSQL the connection's
+``search_path`` is the run's schema, so the same table names work on both backends. Use
+``jsonb_exists()`` rather than the ``?`` operator in PostgreSQL-only SQL.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def translate_placeholders(sql: str) -> str:
             out.append("%s" if char == "?" else "%%" if char == "%" else char)
             i += 1
             continue
-        out.append(sql[i:end])
+        out.append(sql[i:end].replace("%", "%%"))  # psycopg reads % even inside literals
         i = end
     return "".join(out)
 
@@ -101,10 +101,12 @@ def translate_placeholders(sql: str) -> str:
 class DatabaseAdapter:
     """One synchronous connection to a run, with ``?`` placeholders on both backends."""
 
-    def __init__(self, url: DatabaseURL, *, dict_rows: bool = False) -> None:
+    def __init__(self, url: DatabaseURL, *, dict_rows: bool = False,
+                 threads: bool = False) -> None:
         self.url = url
         self.backend = url.backend
         self.dict_rows = dict_rows
+        self.threads = threads  # usable from several threads, one at a time
         self._conn: Any = None
         self._cursor: Any = None
 
@@ -120,7 +122,8 @@ class DatabaseAdapter:
             if self.url.is_sqlite:
                 if not Path(self.url.path).exists():
                     raise ConfigurationError(f"database file not found: {self.url.path}")
-                self._conn = sqlite3.connect(self.url.path, timeout=60.0)
+                self._conn = sqlite3.connect(self.url.path, timeout=60.0,
+                                             check_same_thread=not self.threads)
                 if self.dict_rows:
                     self._conn.row_factory = sqlite3.Row
             else:

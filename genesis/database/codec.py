@@ -43,6 +43,7 @@ __all__ = [
     "program_from_row",
     "replace_nonfinite",
     "unpack_embedding",
+    "without_nonfinite",
 ]
 
 # Canonical column order of an encoded program; backends list their columns in this order.
@@ -131,6 +132,15 @@ def _finite_copy(value: Any, path: str, found: list[str]) -> Any:
         changed = any(new is not old for new, old in zip(cleaned_items, value, strict=True))
         return cleaned_items if changed else value
     return value
+
+
+def without_nonfinite(value: Any, path: str) -> tuple[Any, list[str]]:
+    """Return ``value`` with NaN and infinity (also nested) made None, and where they were.
+
+    ``value`` itself is returned when it holds none; numpy values become plain ones.
+    """
+    found: list[str] = []
+    return _finite_copy(value, path, found), found
 
 
 def replace_nonfinite(program: Program) -> list[str]:

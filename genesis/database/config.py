@@ -72,7 +72,7 @@ class DatabaseConfig:
     sqlite_readers: int = 4
     busy_timeout: float = 60.0
     sqlite_synchronous: str = "FULL"
-    sqlite_legacy_embedding: bool = True
+    sqlite_legacy_embedding: bool | None = None
     batch_max_size: int = 512
     write_retry_timeout: float = 30.0
     max_code_bytes: int = 8 * 1024 * 1024
@@ -194,8 +194,10 @@ def _validate(config: DatabaseConfig) -> None:
     for name in ("pool_timeout", "busy_timeout", "write_retry_timeout"):
         _check_float(config, name, 0.0)
     for name in ("island_elitism", "enforce_island_separation", "enable_dynamic_islands",
-                 "strict_numbers", "sqlite_legacy_embedding"):
+                 "strict_numbers"):
         _check_bool(config, name)
+    if config.sqlite_legacy_embedding is not None:
+        _check_bool(config, "sqlite_legacy_embedding")
     _check_choice(config, "parent_selection_strategy", PARENT_STRATEGIES)
     _check_choice(config, "island_selection_strategy", ISLAND_STRATEGIES)
     _check_choice(config, "archive_selection_strategy", ARCHIVE_STRATEGIES)

@@ -315,9 +315,17 @@ class AsyncProgramDatabase:
         generation = await self.get_last_iteration()
         interval = self.config.migration_interval
         if interval > 0 and generation > 0 and generation % interval == 0:
-            await self.store.transaction(
-                lambda writer: migrate(writer, generation, self.config, self._rng),
-                lock="maintenance")
+            await self.migrate_islands(generation)
+
+    async def migrate_islands(self, generation: int) -> int:
+        """Migrate between islands for ``generation`` now; return how many programs moved.
+
+        Runs once per generation however many workers ask (later asks move nothing).
+        """
+        self._check_writable()
+        return await self.store.transaction(
+            lambda writer: migrate(writer, generation, self.config, self._rng),
+            lock="maintenance")
 
     async def is_stagnant(self, current_generation: int) -> bool:
         """True if dynamic islands are on and the best score is stale for too long."""
@@ -331,12 +339,22 @@ class AsyncProgramDatabase:
         self._check_writable()
         if not await self.is_stagnant(current_generation):
             return False
+        return await self.spawn_new_island(current_generation)
+
+    async def spawn_new_island(self, current_generation: int | None = None) -> bool:
+        """Seed a new island (``island_spawn_strategy``); return True if one was made.
+
+        The stagnation clock restarts at ``current_generation`` (default: the last one).
+        """
+        self._check_writable()
+        generation = await self.get_last_iteration() if current_generation is None \
+            else current_generation
 
         async def spawn(writer: StoreWriter) -> bool:
             copies = await spawn_island(writer, self.config, self._rng)
             for copy in copies:
                 await update_archive(writer, copy, self.config)
-            await writer.set_metadata("best_score_generation", str(current_generation))
+            await writer.set_metadata("best_score_generation", str(generation))
             return bool(copies)
 
         return await self.store.transaction(spawn, lock="maintenance")

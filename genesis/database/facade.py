@@ -70,13 +70,17 @@ class ProgramDatabase:
         self._db = AsyncProgramDatabase(self.config, self.embedding_model, self.read_only)
         portal.call(self._db.open)
 
-    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+    def _engine(self) -> AsyncProgramDatabase:
+        """The async engine behind this facade (reopened after a fork)."""
         if self._closed:
             raise OperationalError("the database is closed")
         if os.getpid() != self._pid:  # forked: the parent's connections are not ours
             _INHERITED.append(self._db)
             self._open()
-        method = getattr(self._db, name)
+        return self._db
+
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        method = getattr(self._engine(), name)
         return portal.call(functools.partial(method, *args, **kwargs))
 
     def __repr__(self) -> str:
@@ -113,6 +117,8 @@ class ProgramDatabase:
     run_post_add_maintenance_batch = _sync("run_post_add_maintenance_batch")
     check_scheduled_operations = _sync("check_scheduled_operations")
     check_and_spawn_island_if_stagnant = _sync("check_and_spawn_island_if_stagnant")
+    migrate_islands = _sync("migrate_islands")
+    spawn_new_island = _sync("spawn_new_island")
     record_generation_event = _sync("record_generation_event")
     record_attempt_event = _sync("record_attempt_event")
     set_beam_search_parent_id = _sync("set_beam_search_parent_id")
@@ -152,11 +158,18 @@ class ProgramDatabase:
     summary = _sync("summary")
     print_summary = _sync("print_summary")
 
-    # ShinkaEvolve's "thread-safe" variants: every method here is thread-safe.
-    compute_similarity_thread_safe = compute_similarity
+    # ShinkaEvolve's "thread-safe" variants (every method here is thread-safe), with their
+    # own parameter names and defaults: callers pass them positionally.
     get_most_similar_program_thread_safe = get_most_similar_program
     get_programs_by_generation_thread_safe = get_programs_by_generation
-    get_top_programs_thread_safe = get_top_programs
+
+    def compute_similarity_thread_safe(self, vec: Any, island_idx: int) -> list[float]:
+        """Cosine similarity of ``vec`` with every embedded program of an island."""
+        return self._call("compute_similarity", vec, island_idx)
+
+    def get_top_programs_thread_safe(self, n: int = 10, correct_only: bool = True) -> list[Any]:
+        """Up to ``n`` programs by combined score, best first (correct ones by default)."""
+        return self._call("get_top_programs", n, "combined_score", correct_only)
 
     # Legacy attributes, read from the database on every access.
     last_iteration = _value("get_last_iteration", "The highest generation stored so far.")

@@ -69,8 +69,11 @@ async def update_archive(writer: StoreWriter, program: Program, config: Database
 
 
 async def update_best(writer: StoreWriter, program: Program) -> bool:
-    """Make ``program`` the best program if it beats the stored one; return True if so."""
-    if not program.correct:
+    """Make ``program`` the best program if it beats the stored one; return True if so.
+
+    A program without a score (None, e.g. a NaN stored as null) is never the best one.
+    """
+    if not program.correct or program.combined_score is None:
         return False
     current = await writer.program_named_by("best_program_id")
     if current is not None and current.correct and \
@@ -119,7 +122,8 @@ async def needs_maintenance(
         return False
     candidate = Contender.of(program)
     best = await reader.program_named_by("best_program_id")
-    if best is None or not best.correct or is_better(candidate, Contender.of(best)):
+    if program.combined_score is not None and (
+            best is None or not best.correct or is_better(candidate, Contender.of(best))):
         return True
     if config.archive_size <= 0:
         return False

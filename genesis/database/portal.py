@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-__all__ = ["call", "closing_at_exit", "in_portal_thread"]
+__all__ = ["call", "closing_at_exit", "in_portal_thread", "run"]
 
 T = TypeVar("T")
 
@@ -75,6 +75,18 @@ def call(function: Callable[..., Awaitable[T]], *args: Any) -> T:
     loop.call_soon_threadsafe(start)
     finished.acquire()  # a lock hand-off: cheaper than concurrent.futures' condition
     return outcome[0].result()
+
+
+async def run(function: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Await ``function(*args)`` on the portal loop from another event loop.
+
+    The caller's loop is never blocked. Cancelling the caller does not cancel the work on
+    the portal (a write that was started finishes, as a thread pool's job would).
+    """
+    if in_portal_thread():
+        return await function(*args)
+    future = asyncio.run_coroutine_threadsafe(function(*args), _get())
+    return await asyncio.shield(asyncio.wrap_future(future))
 
 
 def closing_at_exit(facade: Any) -> None:

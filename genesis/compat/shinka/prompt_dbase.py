@@ -43,8 +43,8 @@ from genesis.compat.shinka.prompt_store import (
     PromptStore,
     finite_number,
     open_prompt_store,
-    replace_nonfinite,
 )
+from genesis.database.codec import without_nonfinite
 from genesis.database.errors import ConfigurationError
 from genesis.database.url import DatabaseURL, resolve_url
 
@@ -61,7 +61,7 @@ logger = logging.getLogger(__name__)
 
 def clean_nan_values(obj: Any) -> Any:
     """Return ``obj`` with every NaN and infinity (also inside containers) replaced by None."""
-    return replace_nonfinite(obj, "value")[0]
+    return without_nonfinite(obj, "value")[0]
 
 
 @dataclass

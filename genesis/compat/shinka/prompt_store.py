@@ -35,7 +35,7 @@ from typing import Any
 
 from genesis.database.adapter import translate_placeholders
 from genesis.database.backends.sqlite_schema import connect_file, enable_wal
-from genesis.database.codec import decode_json, dumps
+from genesis.database.codec import decode_json, dumps, without_nonfinite
 from genesis.database.errors import (
     GenesisError,
     OperationalError,
@@ -52,7 +52,6 @@ __all__ = [
     "PromptStore",
     "finite_number",
     "open_prompt_store",
-    "replace_nonfinite",
 ]
 
 logger = logging.getLogger(__name__)
@@ -129,25 +128,6 @@ class PromptDatabaseNotFoundError(OperationalError, FileNotFoundError):
     """A read-only prompt database file does not exist."""
 
 
-def replace_nonfinite(value: Any, path: str) -> tuple[Any, list[str]]:
-    """Return ``value`` with NaN and infinity replaced by None, and where they were."""
-    found: list[str] = []
-
-    def clean(item: Any, where: str) -> Any:
-        if hasattr(item, "tolist") and not isinstance(item, (str, bytes)):
-            item = item.tolist()  # numpy scalars and arrays
-        if isinstance(item, float) and not math.isfinite(item):
-            found.append(where)
-            return None
-        if isinstance(item, Mapping):
-            return {key: clean(inner, f"{where}[{key!r}]") for key, inner in item.items()}
-        if isinstance(item, (list, tuple)):
-            return [clean(inner, f"{where}[{index}]") for index, inner in enumerate(item)]
-        return item
-
-    return clean(value, path), found
-
-
 def finite_number(name: str, value: Any, prompt_id: object) -> float:
     """Return ``value`` as a float; NaN and infinity become 0.0, with a warning."""
     if isinstance(value, bool) or not isinstance(value, Real):
@@ -169,7 +149,7 @@ def _json_text(name: str, value: Any, prompt_id: object) -> str:
     elif not isinstance(value, kind):
         raise InvalidPromptError(name, f"expected a {kind.__name__}, got "
                                  f"{type(value).__name__}", prompt_id)
-    value, found = replace_nonfinite(value, name)
+    value, found = without_nonfinite(value, name)
     for where in found:
         logger.warning("prompt %r: %s is not finite, stored as null", prompt_id, where)
     try:

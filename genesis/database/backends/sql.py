@@ -492,20 +492,25 @@ class SQLSession(ABC):
             params.extend(extra)
             return fragment
 
-        copy = f"({flag('_is_island_copy')} OR {flag('_spawned_island')})"
-        unknown = flag("headless_pricing_unknown")
+        def copy() -> str:  # each placement binds its own parameters, in order
+            return f"({flag('_is_island_copy')} OR {flag('_spawned_island')})"
+
         columns = [
-            "COUNT(*)", f"COUNT(*) FILTER (WHERE NOT {copy})",
+            "COUNT(*)", f"COUNT(*) FILTER (WHERE NOT {copy()})",
             "COUNT(*) FILTER (WHERE p.correct = TRUE)", "COUNT(p.combined_score)",
             "COALESCE(SUM(p.combined_score), 0)", "MAX(p.combined_score)",
             "MAX(p.combined_score) FILTER (WHERE p.correct = TRUE)",
         ]
         for name, key in COST_KEYS.items():
-            skip = f" AND NOT {unknown}" if name == "api" else ""
-            columns.append(f"COALESCE(SUM({number(key)}) FILTER (WHERE NOT {copy}{skip}), 0)")
-        columns.append(f"COUNT(*) FILTER (WHERE NOT {copy} AND {unknown})")
-        columns += [f"COALESCE(SUM({number(key)}) FILTER (WHERE NOT {copy}), 0)"
-                    for key in TIMING_KEYS]
+            value, condition = number(key), f"NOT {copy()}"  # in the order they appear
+            if name == "api":
+                condition += f" AND NOT {flag('headless_pricing_unknown')}"
+            columns.append(f"COALESCE(SUM({value}) FILTER (WHERE {condition}), 0)")
+        columns.append(f"COUNT(*) FILTER (WHERE NOT {copy()} AND "
+                       f"{flag('headless_pricing_unknown')})")
+        for key in TIMING_KEYS:
+            value = number(key)
+            columns.append(f"COALESCE(SUM({value}) FILTER (WHERE NOT {copy()}), 0)")
         rows = await self._all(dialect.sql(
             f"SELECT p.island_idx, {', '.join(columns)} FROM programs p GROUP BY p.island_idx "
             "ORDER BY p.island_idx"), params)

@@ -60,8 +60,8 @@ SQLITE = Dialect(
     json_true="COALESCE(CASE WHEN json_valid({column}) THEN json_type({column}, ?) = 'true' "
               "END, FALSE)",
 )
-# The embedding goes to ``embedding_vec`` (float64 blob, what Genesis reads) and, as JSON
-# text, to ShinkaEvolve's ``embedding`` column, so that ShinkaEvolve reads the file equal.
+# The embedding goes to ``embedding_vec`` (float64 blob, what Genesis reads) and, where the
+# file is kept readable by ShinkaEvolve, as JSON text to its ``embedding`` column too.
 _INSERT = "INSERT INTO programs ({}, embedding) VALUES ({})".format(
     ", ".join("embedding_vec" if c == "embedding" else c for c in PROGRAM_COLUMNS),
     ", ".join("?" * (len(PROGRAM_COLUMNS) + 1)),
@@ -79,10 +79,11 @@ class _SQLiteSQL(SQLSession):
 
     dialect = SQLITE
 
-    def __init__(self, url: DatabaseURL, config: DatabaseConfig) -> None:
+    def __init__(self, url: DatabaseURL, config: DatabaseConfig,
+                 legacy_embedding: bool = False) -> None:
         self._url = url
         self.max_code_bytes = config.max_code_bytes
-        self.legacy_embedding = config.sqlite_legacy_embedding
+        self.legacy_embedding = legacy_embedding
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
         rows = await self._all(sql, params)
@@ -138,8 +139,9 @@ class _DirectSession(_SQLiteSQL):
     in one go (see :func:`_run_to_completion`).
     """
 
-    def __init__(self, conn: sqlite3.Connection, url: DatabaseURL, config: DatabaseConfig):
-        super().__init__(url, config)
+    def __init__(self, conn: sqlite3.Connection, url: DatabaseURL, config: DatabaseConfig,
+                 legacy_embedding: bool):
+        super().__init__(url, config, legacy_embedding)
         self._conn = conn
 
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
@@ -159,7 +161,7 @@ class _WriterSession(_SQLiteSQL):
     """Statements sent one by one to the writer thread (an interactive ``write()``)."""
 
     def __init__(self, store: SQLiteStore):
-        super().__init__(store.url, store.config)
+        super().__init__(store.url, store.config, store.legacy_embedding)
         self._store = store
 
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
@@ -244,6 +246,7 @@ class SQLiteStore(StoreBase):
         self._all_readers: list[aiosqlite.Connection] = []
         self._write_lock = asyncio.Lock()
         self._writer_lock = WriterLock(Path(url.path))
+        self.legacy_embedding = False  # decided at open: see _embedding_text_policy
 
     async def open(self) -> None:
         """Create or upgrade the file, then connect the writer and the readers."""
@@ -280,6 +283,25 @@ class SQLiteStore(StoreBase):
             await self._disconnect()
             raise
         self._state = "open"
+        if not self.read_only:
+            self.legacy_embedding = await self._embedding_text_policy()
+
+    async def _embedding_text_policy(self) -> bool:
+        """Whether new rows also get ShinkaEvolve's JSON ``embedding`` column.
+
+        ``sqlite_legacy_embedding`` True or False decides; ``None`` (the default) follows the
+        file: when its newest embedded program has the JSON text (a ShinkaEvolve file, or
+        one written for ShinkaEvolve), new rows get it too, so ShinkaEvolve keeps reading
+        every row's embedding. One lookup from the end of the table decides.
+        """
+        wanted = self.config.sqlite_legacy_embedding
+        if wanted is not None:
+            return wanted
+        async with self.read() as session:
+            row = await session._one(
+                "SELECT embedding FROM programs WHERE embedding_vec IS NOT NULL "
+                "ORDER BY rowid DESC LIMIT 1")
+        return row is not None and row[0] not in (None, "", "[]")
 
     async def _disconnect(self) -> None:
         self._writer_lock.close()
@@ -354,7 +376,7 @@ class SQLiteStore(StoreBase):
         with translating(self.url):
             conn.execute("BEGIN IMMEDIATE")
         try:
-            session = _DirectSession(conn, self.url, self.config)
+            session = _DirectSession(conn, self.url, self.config, self.legacy_embedding)
             result = _run_to_completion(work(session))  # type: ignore[arg-type]
             with translating(self.url):
                 conn.execute("COMMIT")

@@ -1,0 +1,1 @@
+"""The folder ``genesis shinka`` puts first on ``PYTHONPATH`` (its ``sitecustomize``)."""
