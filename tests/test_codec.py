@@ -73,7 +73,7 @@ def test_nan_and_infinity_are_refused_naming_the_field(changes: dict, field: str
         ({"code": "ok\ud800"}, "code"),
         ({"code": "nul\x00byte"}, "code"),
         ({"metadata": {"s": "bad\udfff"}}, "metadata"),
-        ({"metadata": {"s": "nul\x00"}}, "metadata"),
+        ({"metadata": {"s": "nul\x00"}}, "metadata['s']"),
         ({"parent_id": 3}, "parent_id"),
         ({"metadata": {"source_job_id": ["j"]}}, "metadata['source_job_id']"),
     ],

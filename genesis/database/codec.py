@@ -35,6 +35,7 @@ __all__ = [
     "JSON_COLUMNS",
     "PROGRAM_COLUMNS",
     "check_code_size",
+    "check_identity",
     "decode_json",
     "dumps",
     "encode_json",
@@ -85,20 +86,41 @@ _encoder = json.JSONEncoder(
 dumps = _encoder.encode
 
 
-def _walk(value: Any, path: str) -> Iterator[tuple[str, Any]]:
-    yield path, value
-    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
-        value = value.tolist()
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from _walk(item, f"{path}[{key!r}]")
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            yield from _walk(item, f"{path}[{index}]")
+MAX_JSON_DEPTH = 200  # nesting beyond this (or a container holding itself) is refused
 
 
-def _first(value: Any, path: str, bad: Any) -> str:
-    for where, item in _walk(value, path):
+def _too_deep(path: str, pid: Any) -> InvalidProgramError:
+    shown = path if len(path) <= 100 else f"{path[:60]}... ({MAX_JSON_DEPTH} levels down)"
+    return InvalidProgramError(shown, f"is nested more than {MAX_JSON_DEPTH} levels deep (or "
+                               "contains itself)", pid)
+
+
+def _walk(value: Any, path: str, pid: Any = None) -> Iterator[tuple[str, Any]]:
+    """Yield (path, item) for ``value``, everything inside it and every key, in order.
+
+    Iterative, so deep or self-containing values are refused instead of exhausting the stack.
+    """
+    stack: list[tuple[str, Any, int]] = [(path, value, 0)]
+    while stack:
+        where, item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise _too_deep(where, pid)
+        yield where, item
+        if hasattr(item, "tolist") and not isinstance(item, (str, bytes)):
+            item = item.tolist()
+        if isinstance(item, Mapping):
+            children = []
+            for key, inner in item.items():
+                children.append((f"{where} key {key!r}", key, depth + 1))
+                children.append((f"{where}[{key!r}]", inner, depth + 1))
+            stack.extend(reversed(children))
+        elif isinstance(item, (list, tuple)):
+            stack.extend(reversed([(f"{where}[{index}]", inner, depth + 1)
+                                   for index, inner in enumerate(item)]))
+
+
+def _first(value: Any, path: str, bad: Any, pid: Any = None) -> str:
+    for where, item in _walk(value, path, pid):
         if bad(item):
             return where
     return path
@@ -108,7 +130,11 @@ def _nonfinite(item: Any) -> bool:
     return isinstance(item, float) and not math.isfinite(item)
 
 
-def _finite_copy(value: Any, path: str, found: list[str]) -> Any:
+def _has_nul(item: Any) -> bool:
+    return isinstance(item, str) and "\x00" in item
+
+
+def _finite_copy(value: Any, path: str, found: list[str], depth: int = 0) -> Any:
     """Return ``value`` with non-finite floats replaced by None (the same object if none)."""
     if isinstance(value, float):
         if math.isfinite(value):
@@ -117,17 +143,19 @@ def _finite_copy(value: Any, path: str, found: list[str]) -> Any:
         return None
     if isinstance(value, (str, int, bool)) or value is None:
         return value
+    if depth >= MAX_JSON_DEPTH:
+        raise _too_deep(path, None)
     if hasattr(value, "tolist") and not isinstance(value, (bytes, bytearray)):
         plain = value.tolist()
-        cleaned = _finite_copy(plain, path, found)
+        cleaned = _finite_copy(plain, path, found, depth)
         return value if cleaned is plain and not isinstance(plain, float) else cleaned
     if isinstance(value, Mapping):
-        items = {key: _finite_copy(item, f"{path}[{key!r}]", found)
+        items = {key: _finite_copy(item, f"{path}[{key!r}]", found, depth + 1)
                  for key, item in value.items()}
         changed = any(items[key] is not item for key, item in value.items())
         return items if changed else value
     if isinstance(value, (list, tuple)):
-        cleaned_items = [_finite_copy(item, f"{path}[{index}]", found)
+        cleaned_items = [_finite_copy(item, f"{path}[{index}]", found, depth + 1)
                          for index, item in enumerate(value)]
         changed = any(new is not old for new, old in zip(cleaned_items, value, strict=True))
         return cleaned_items if changed else value
@@ -160,21 +188,25 @@ def replace_nonfinite(program: Program) -> list[str]:
         program.complexity = 0.0
         found.append("complexity")
     embedding = program.embedding
-    if embedding is not None and len(embedding) and not isinstance(embedding, (str, bytes)):
+    if isinstance(embedding, (list, tuple)) or (hasattr(embedding, "tolist") and \
+            hasattr(embedding, "__len__") and len(embedding)):
         try:
             total = math.fsum(embedding)
         except (TypeError, ValueError, OverflowError):
             total = math.inf
         if not math.isfinite(total):
             bad = next((i for i, x in enumerate(embedding)
-                        if isinstance(x, Real) and not math.isfinite(float(x))), None)
+                        if isinstance(x, float) and not math.isfinite(x)), None)
             if bad is not None:
                 program.embedding = []
                 found.append(f"embedding[{bad}]")
     for name in JSON_COLUMNS:
         value = getattr(program, name)
         if value:
-            cleaned = _finite_copy(value, name, found)
+            try:
+                cleaned = _finite_copy(value, name, found)
+            except InvalidProgramError as exc:
+                raise InvalidProgramError(exc.field, exc.problem, program.id) from None
             if cleaned is not value:
                 setattr(program, name, cleaned)
     return found
@@ -218,18 +250,19 @@ def encode_json(name: str, value: Any, pid: Any = None, kind: type | None = None
         return _EMPTY_TEXT[kind]
     try:
         text = dumps(value)
-    except ValueError:
-        where = _first(value, name, _nonfinite)
-        raise InvalidProgramError(
-            where, "NaN and infinity are not stored; replace them (for example by null)", pid
-        ) from None
-    except (TypeError, RecursionError) as exc:
-        where = _first(value, name, _not_json)
+    except (ValueError, TypeError, RecursionError) as exc:
+        where = _first(value, name, _nonfinite, pid)  # refuses what is too deep or cyclic
+        if where != name or _nonfinite(value):
+            raise InvalidProgramError(
+                where, "NaN and infinity are not stored; replace them (for example by null)",
+                pid) from None
+        where = _first(value, name, _not_json, pid)
         raise InvalidProgramError(where, f"cannot be stored as JSON: {exc}", pid) from None
-    if "\\u0000" in text and any(
-        isinstance(item, str) and "\x00" in item for _, item in _walk(value, name)
-    ):
-        raise InvalidProgramError(name, "contains a NUL character, which cannot be stored", pid)
+    if "\\u0000" in text:  # a NUL in a string or a key: PostgreSQL cannot store it
+        where = _first(value, name, _has_nul, pid)
+        if where != name or _has_nul(value):
+            raise InvalidProgramError(where, "contains a NUL character, which cannot be "
+                                      "stored", pid)
     _check_text(name, text, pid)
     return text
 
@@ -266,7 +299,11 @@ def _real(name: str, value: Any, pid: Any, optional: bool = False) -> float | No
         raise InvalidProgramError(
             name, f"expected a number, got {type(value).__name__} {value!r}", pid
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise InvalidProgramError(name, "is too large to store as a double-precision float",
+                                  pid) from None
     if not math.isfinite(number):
         raise InvalidProgramError(name, f"must be finite, got {number}", pid)
     return number
@@ -274,14 +311,18 @@ def _real(name: str, value: Any, pid: Any, optional: bool = False) -> float | No
 
 def pack_embedding(values: Any, pid: Any = None) -> bytes | None:
     """Return the float64 blob of an embedding (None when empty); refuse non-finite values."""
-    if values is None or len(values) == 0:
+    if values is None:
         return None
-    if isinstance(values, (str, bytes, Mapping)):
-        raise InvalidProgramError("embedding", "expected a list of numbers", pid)
+    if isinstance(values, (str, bytes, Mapping)) or not hasattr(values, "__len__"):
+        raise InvalidProgramError("embedding", f"expected a list of numbers, got "
+                                  f"{type(values).__name__}", pid)
+    if len(values) == 0:
+        return None
     try:
         packed = array("d", values.tolist() if hasattr(values, "tolist") else values)
-    except TypeError:
-        raise InvalidProgramError("embedding", "expected a list of numbers", pid) from None
+    except (TypeError, OverflowError):
+        raise InvalidProgramError("embedding", "expected a list of finite numbers", pid) \
+            from None
     if not math.isfinite(sum(packed)) and not all(map(math.isfinite, packed)):
         index = next(i for i, x in enumerate(packed) if not math.isfinite(x))
         raise InvalidProgramError(f"embedding[{index}]", "NaN and infinity are not stored", pid)
@@ -318,6 +359,16 @@ def _job_id(metadata: Mapping[str, Any], pid: Any) -> str | None:
     raise InvalidProgramError("metadata['source_job_id']", "expected a string", pid)
 
 
+def check_identity(program: Program) -> None:
+    """Validate the id and the parent id: what is looked up before a program is encoded."""
+    pid = program.id
+    if not isinstance(pid, str) or not pid or len(pid) > MAX_ID_CHARS:
+        raise InvalidProgramError("id", f"expected a non-empty string of at most "
+                                  f"{MAX_ID_CHARS} characters, got {pid!r:.80}")
+    _check_text("id", pid, None)
+    _text("parent_id", program.parent_id, pid)
+
+
 def check_code_size(program: Program, max_code_bytes: int) -> None:
     """Refuse code larger than ``max_code_bytes`` (UTF-8) before any work is spent on it."""
     code = program.code
@@ -338,11 +389,8 @@ def encode_program(program: Program, max_code_bytes: int) -> tuple[Any, ...]:
     """
     if not isinstance(program, Program):
         raise InvalidProgramError("program", f"expected a Program, got {type(program).__name__}")
+    check_identity(program)
     pid = program.id
-    if not isinstance(pid, str) or not pid or len(pid) > MAX_ID_CHARS:
-        raise InvalidProgramError("id", f"expected a non-empty string of at most "
-                                  f"{MAX_ID_CHARS} characters, got {pid!r:.80}")
-    _check_text("id", pid, None)
     check_code_size(program, max_code_bytes)
     code = _text("code", program.code, pid, optional=False)
     assert code is not None

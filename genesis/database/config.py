@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -85,12 +86,6 @@ class DatabaseConfig:
     @classmethod
     def from_dict(cls, options: Mapping[str, Any]) -> DatabaseConfig:
         """Build a config from a mapping; unknown keys are an error naming the key."""
-        known = {f.name for f in fields(cls)}
-        for key in options:
-            if key not in known:
-                hint = difflib.get_close_matches(str(key), sorted(known), n=1)
-                suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-                raise ConfigurationError(f"DatabaseConfig has no option {key!r}{suggestion}")
         return cls(**dict(options))
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,8 +103,41 @@ class DatabaseConfig:
         return f"DatabaseConfig({shown})"
 
 
+_dataclass_init = DatabaseConfig.__init__
+
+
+@functools.wraps(_dataclass_init)
+def _init_checking_names(self: DatabaseConfig, *args: Any, **options: Any) -> None:
+    known = {f.name for f in fields(DatabaseConfig)}
+    for key in options:
+        if key not in known:
+            hint = difflib.get_close_matches(str(key), sorted(known), n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ConfigurationError(f"DatabaseConfig has no option {key!r}{suggestion}")
+    _dataclass_init(self, *args, **options)
+
+
+DatabaseConfig.__init__ = _init_checking_names  # type: ignore[method-assign]
+
+
 def _fail(name: str, problem: str) -> None:
     raise ConfigurationError(f"DatabaseConfig.{name}: {problem}")
+
+
+# Upper bounds beyond which a run cannot work, and why.
+_MAXIMA: dict[str, tuple[int, str]] = {
+    "num_islands": (1024, "the first program is copied to every island"),
+    "archive_size": (100_000, "every sample reads the whole archive"),
+    "num_archive_inspirations": (1000, "each is a program read per sample"),
+    "num_top_k_inspirations": (1000, "each is a program read per sample"),
+    "num_beams": (100_000, "beams are ranked per sample"),
+    "island_spawn_subtree_size": (100_000, "a spawned island copies that many programs"),
+    "sqlite_readers": (64, "each reader is a connection and a thread"),
+    "pool_min_size": (1000, "each is a server connection"),
+    "pool_max_size": (1000, "each is a server connection"),
+    "batch_max_size": (100_000, "a batch is one transaction held in memory"),
+    "max_code_bytes": (256 * 1024 * 1024, "programs are held in memory whole"),
+}
 
 
 def _check_int(config: DatabaseConfig, name: str, minimum: int, optional: bool = False) -> None:
@@ -120,6 +148,9 @@ def _check_int(config: DatabaseConfig, name: str, minimum: int, optional: bool =
         _fail(name, f"expected an integer, got {type(value).__name__} {value!r}")
     if value < minimum:
         _fail(name, f"must be >= {minimum}, got {value}")
+    if name in _MAXIMA and value > _MAXIMA[name][0]:
+        maximum, reason = _MAXIMA[name]
+        _fail(name, f"must be <= {maximum:,} ({reason}), got {value:,}")
 
 
 def _check_float(

@@ -23,13 +23,19 @@ from typing import Any
 
 import numpy as np
 
+from genesis.database.arguments import id_argument, int_argument
 from genesis.database.backends import create_store
 from genesis.database.backends.group_commit import GroupCommitter
-from genesis.database.codec import check_code_size, replace_nonfinite
+from genesis.database.codec import check_code_size, check_identity, replace_nonfinite
 from genesis.database.complexity import analyze_code_metrics
 from genesis.database.config import DatabaseConfig
 from genesis.database.display import format_summary
-from genesis.database.errors import InvalidProgramError, OperationalError, ReadOnlyError
+from genesis.database.errors import (
+    InvalidProgramError,
+    MaintenanceError,
+    OperationalError,
+    ReadOnlyError,
+)
 from genesis.database.inspirations import select_inspirations
 from genesis.database.islands import (
     LAST_MIGRATION_KEY,
@@ -92,6 +98,7 @@ class AsyncProgramDatabase:
         self._maintenance: GroupCommitter[Program, None] = GroupCommitter(
             self._maintain_batch, max_batch=256
         )
+        self._unmaintained: dict[str, Program] = {}  # stored, their maintenance failed
 
     def __repr__(self) -> str:
         mode = " read-only" if self.read_only else ""
@@ -170,6 +177,7 @@ class AsyncProgramDatabase:
         if not isinstance(program.metadata, dict):
             raise InvalidProgramError("metadata", f"expected a dict, got "
                                       f"{type(program.metadata).__name__}", program.id)
+        check_identity(program)  # before the parent's island is looked up by its id
         check_code_size(program, self.config.max_code_bytes)
         if not self.config.strict_numbers:
             replaced = replace_nonfinite(program)
@@ -236,8 +244,18 @@ class AsyncProgramDatabase:
             print(f"added {program.id} gen={program.generation} island={program.island_idx} "
                   f"score={program.combined_score} correct={program.correct}")
         if not defer_maintenance:
-            await self.run_post_add_maintenance(program)
+            await self._maintain_stored(program)
         return stored_id
+
+    async def _maintain_stored(self, program: Program) -> None:
+        """Maintenance for a program already durable: a failure says it IS stored."""
+        try:
+            await self.run_post_add_maintenance(program)
+        except Exception as exc:
+            self._unmaintained[program.id] = program
+            log.warning("program %s is stored but its maintenance failed (retried with the "
+                        "next one): %s", program.id, exc)
+            raise MaintenanceError(program.id, exc) from exc
 
     async def _add_root(self, program: Program) -> str:
         async def place(writer: StoreWriter) -> str:
@@ -264,9 +282,13 @@ class AsyncProgramDatabase:
         self._check_writable()
         for program in programs:
             await self._prepare(program)
-        batch_ids = {p.id for p in programs}
-        outside = [p.parent_id for p in programs if p.parent_id and p.parent_id not in batch_ids]
-        islands = await self._parent_islands(outside) if outside else {}
+        earlier: set[str] = set()  # parents produced by earlier programs of the batch
+        outside = []
+        for program in programs:
+            if program.parent_id and program.parent_id not in earlier:
+                outside.append(program.parent_id)
+            earlier.add(program.id)
+        islands = await self._parent_islands(list(dict.fromkeys(outside))) if outside else {}
         placed: dict[str, int | None] = {}
         children = []
         for program in programs:
@@ -280,14 +302,22 @@ class AsyncProgramDatabase:
         if children:
             await self.store.add_many(children)
         if not defer_maintenance:
-            await self.run_post_add_maintenance_batch(list(programs))
+            try:
+                await self.run_post_add_maintenance_batch(list(programs))
+            except Exception as exc:
+                self._unmaintained.update((p.id, p) for p in programs)
+                raise MaintenanceError(", ".join(p.id for p in programs[:5]), exc) from exc
         return [p.id for p in programs]
 
     # Maintenance -------------------------------------------------------------------------
 
     async def _maintain_batch(self, programs: Sequence[Program]) -> list[None]:
+        missed = [p for p in self._unmaintained.values() if p.id not in {q.id for q in programs}]
+        batch = [*missed, *programs]
         await self.store.transaction(
-            lambda writer: maintain(writer, programs, self.config, self._rng), lock="maintenance")
+            lambda writer: maintain(writer, batch, self.config, self._rng), lock="maintenance")
+        for program in batch:
+            self._unmaintained.pop(program.id, None)
         return [None] * len(programs)
 
     async def run_post_add_maintenance(
@@ -295,9 +325,10 @@ class AsyncProgramDatabase:
     ) -> None:
         """Update archive, best program, migrations and islands for a stored program."""
         self._check_writable()
-        async with self.store.read() as reader:
-            if not await needs_maintenance(reader, program, self.config):
-                return
+        if not self._unmaintained:  # missed maintenance always goes through the transaction
+            async with self.store.read() as reader:
+                if not await needs_maintenance(reader, program, self.config):
+                    return
         await self._maintenance.submit(program)
 
     async def run_post_add_maintenance_batch(
@@ -432,6 +463,7 @@ class AsyncProgramDatabase:
 
     async def get(self, program_id: str) -> Program | None:
         """Return the program with this id, or None."""
+        id_argument(program_id)
         async with self.store.read() as reader:
             return await reader.get(program_id)
 
@@ -466,6 +498,7 @@ class AsyncProgramDatabase:
         self, n: int = 10, metric: str | None = "combined_score", correct_only: bool = False
     ) -> list[Program]:
         """Return up to ``n`` programs, best first."""
+        n = int_argument(n, "n")
         async with self.store.read() as reader:
             return await reader.top_programs(n, metric, correct_only)
 
@@ -476,11 +509,14 @@ class AsyncProgramDatabase:
 
     async def get_programs_by_generation(self, generation: int) -> list[Program]:
         """Return the programs of one generation."""
+        generation = int_argument(generation, "generation")
         async with self.store.read() as reader:
             return await reader.programs_by_generation(generation)
 
     async def get_ancestry(self, program_id: str, max_ancestors: int = 10) -> list[Program]:
         """Return up to ``max_ancestors`` ancestors of a program, oldest first."""
+        id_argument(program_id)
+        max_ancestors = int_argument(max_ancestors, "max_ancestors")
         async with self.store.read() as reader:
             return await reader.ancestry(program_id, max_ancestors)
 
@@ -506,6 +542,7 @@ class AsyncProgramDatabase:
 
     async def get_program_by_source_job_id(self, source_job_id: str) -> Program | None:
         """Return the program produced by this job, if stored."""
+        id_argument(str(source_job_id), "source_job_id")
         async with self.store.read() as reader:
             return await reader.by_source_job_id(str(source_job_id))
 
@@ -519,6 +556,7 @@ class AsyncProgramDatabase:
         """
         if code_embedding is None or len(code_embedding) == 0:
             return []
+        island_idx = int_argument(island_idx, "island_idx")
         async with self.store.read() as reader:
             _, similarities = await self._similarity.similarities(reader, code_embedding,
                                                                   island_idx)
@@ -530,6 +568,7 @@ class AsyncProgramDatabase:
         """Return the island's program most similar to an embedding, or None."""
         if code_embedding is None or len(code_embedding) == 0:
             return None
+        island_idx = int_argument(island_idx, "island_idx")
         async with self.store.read() as reader:
             ids, similarities = await self._similarity.similarities(reader, code_embedding,
                                                                     island_idx)
@@ -540,6 +579,7 @@ class AsyncProgramDatabase:
     async def update_program_metadata(self, program_id: str, metadata: dict[str, Any]) -> bool:
         """Replace a stored program's metadata; return False if no such program exists."""
         self._check_writable()
+        id_argument(program_id)
         if not isinstance(metadata, dict):
             raise InvalidProgramError("metadata", f"expected a dict, got "
                                       f"{type(metadata).__name__}", program_id)

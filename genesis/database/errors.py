@@ -26,7 +26,9 @@ __all__ = [
     "DuplicateProgramError",
     "GenesisError",
     "IntegrityError",
+    "InvalidArgumentError",
     "InvalidProgramError",
+    "MaintenanceError",
     "NotAProgramDatabaseError",
     "OperationalError",
     "ReadOnlyError",
@@ -53,6 +55,25 @@ class InvalidProgramError(GenesisError, ValueError):
         self.program_id = program_id
         where = f" (program {program_id!r})" if program_id is not None else ""
         super().__init__(f"{field}: {problem}{where}")
+
+
+class InvalidArgumentError(GenesisError, ValueError):
+    """An argument of a call has a value no query can take (the message names it)."""
+
+
+class MaintenanceError(GenesisError):
+    """A program IS stored, but its archive/best/migration maintenance failed.
+
+    Do not add the program again: it is durable under ``program_id``. The maintenance it
+    missed is retried with the next maintenance this process runs (or by calling
+    ``run_post_add_maintenance`` for it).
+    """
+
+    def __init__(self, program_id: str, cause: BaseException) -> None:
+        self.program_id = program_id
+        super().__init__(f"program {program_id!r} is stored, but its maintenance (archive, best "
+                         f"program, migration) failed and will be retried with the next one: "
+                         f"{cause}")
 
 
 class DatabaseError(GenesisError):

@@ -10,6 +10,7 @@ A backend subclasses :class:`SQLSession` with its own four primitives (``_all``,
 
 from __future__ import annotations
 
+import re
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -26,7 +27,12 @@ from genesis.database.codec import (
     program_from_row,
     unpack_embedding,
 )
-from genesis.database.errors import ConfigurationError, DuplicateJobError, IntegrityError
+from genesis.database.errors import (
+    ConfigurationError,
+    DuplicateJobError,
+    DuplicateProgramError,
+    IntegrityError,
+)
 from genesis.database.program import Program
 from genesis.database.protocol import (
     AttemptEvent,
@@ -534,7 +540,10 @@ class SQLSession(ABC):
         """Insert already-validated programs and apply their side effects."""
         if not items:
             return
-        await self._insert_rows([values for values, _, _ in items])
+        try:
+            await self._insert_rows([values for values, _, _ in items])
+        except DuplicateProgramError as exc:
+            raise DuplicateProgramError(await self._duplicate(items, exc)) from exc
         archived = [(values[0],) for values, in_archive, _ in items if in_archive]
         if archived:
             await self._run_many(
@@ -548,6 +557,24 @@ class SQLSession(ABC):
                 [(parents[pid], pid) for pid in sorted(parents)],
             )
         await self.raise_metadata("last_iteration", max(values[7] for values, _, _ in items))
+
+    async def _duplicate(self, items: Sequence[EncodedProgram], exc: BaseException) -> str:
+        """Say which id a refused insert repeats (the driver's message does not, or oddly)."""
+        ids = [values[0] for values, _, _ in items]
+        repeated = [pid for pid, count in Counter(ids).items() if count > 1]
+        if repeated:
+            return f"program id {repeated[0]!r} appears twice in one batch"
+        if len(ids) == 1:
+            return f"a program with id {ids[0]!r} is already stored"
+        detail = getattr(getattr(exc.__cause__, "diag", None), "message_detail", None) or ""
+        match = re.search(r"Key \(id\)=\((.*)\) already exists", detail)
+        if match:  # PostgreSQL names it (and its transaction can no longer be queried)
+            return f"a program with id {match[1]!r} is already stored"
+        if self.dialect.name == "sqlite":  # the statement was undone, the transaction lives
+            rows = await self._rows_in("SELECT id FROM programs WHERE {match}", "id", ids)
+            if rows:
+                return f"a program with id {rows[0][0]!r} is already stored"
+        return f"one of these {len(ids)} program ids is already stored: {ids[0]!r}, ..."
 
     async def insert_isolated(self, items: Sequence[EncodedProgram]) -> list[str | BaseException]:
         """Insert group-committed programs so that a bad item fails only itself.

@@ -29,7 +29,7 @@ import aiosqlite
 from genesis.database.backends.base import StoreBase
 from genesis.database.backends.file_lock import WriterLock
 from genesis.database.backends.sql import Dialect, SQLSession
-from genesis.database.backends.sqlite_schema import SCHEMA_VERSION, prepare_file
+from genesis.database.backends.sqlite_schema import SCHEMA_VERSION, prepare_file, roll_back
 from genesis.database.codec import PROGRAM_COLUMNS, dumps, unpack_embedding
 from genesis.database.config import DatabaseConfig
 from genesis.database.errors import OperationalError, SchemaError, translating
@@ -350,17 +350,10 @@ class SQLiteStore(StoreBase):
                 await self._hop(_change, "BEGIN IMMEDIATE", ())
             try:
                 yield _WriterSession(self)
-            except BaseException:
-                with translating(self.url):
-                    await self._hop(_change, "ROLLBACK", ())
-                raise
-            try:
                 with translating(self.url):
                     await self._hop(_change, "COMMIT", ())
             except BaseException:
-                assert self._writer is not None
-                if self._writer.in_transaction:
-                    await self._hop(_change, "ROLLBACK", ())
+                await self._hop(roll_back)
                 raise
 
     async def transaction(
@@ -382,8 +375,7 @@ class SQLiteStore(StoreBase):
                 conn.execute("COMMIT")
             return result
         except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            roll_back(conn)
             raise
 
     async def schema_version(self) -> int:

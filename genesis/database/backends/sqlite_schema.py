@@ -10,6 +10,7 @@ write lock is held, so two processes opening one file at once upgrade it exactly
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -29,6 +30,7 @@ __all__ = [
     "enable_wal",
     "prepare_file",
     "read_version",
+    "roll_back",
     "upgrade",
 ]
 
@@ -281,9 +283,19 @@ def upgrade(conn: sqlite3.Connection) -> tuple[int, int]:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        roll_back(conn)
         raise
     return before, SCHEMA_VERSION
+
+
+def roll_back(conn: sqlite3.Connection) -> None:
+    """Undo the open transaction, if SQLite has not already (a full disk, an I/O error).
+
+    A failing ROLLBACK never hides the error that made it necessary.
+    """
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 def connect_file(
