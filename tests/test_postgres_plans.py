@@ -11,7 +11,7 @@ import pytest
 
 from genesis.database import DatabaseConfig, DatabaseURL, create_store
 from genesis.database.backends.postgres import PostgresStore
-from genesis.database.backends.postgres_session import PostgresSession
+from genesis.database.backends.postgres_session import PostgresSession, qualify
 from tests.factories import make_program
 
 pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("backend", ["postgres"])]
@@ -25,11 +25,11 @@ class RecordingSession(PostgresSession):
     queries: list[tuple[str, Sequence[Any]]]
 
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
-        self.queries.append((sql, params))
+        self.queries.append((qualify(sql, self.schema), params))
         return await super()._all(sql, params)
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
-        self.queries.append((sql, params))
+        self.queries.append((qualify(sql, self.schema), params))
         return await super()._one(sql, params)
 
 
@@ -64,7 +64,8 @@ async def _plans(store: PostgresStore, calls: dict[str, Any]) -> dict[str, list[
     """Run each reader call and return the scans of the queries it sent to programs."""
     plans = {}
     async with store.read() as reader:
-        session = RecordingSession(reader.conn, store.url, store.config.max_code_bytes)
+        session = RecordingSession(reader.conn, store.url, store.config.max_code_bytes,
+                                   store.schema)
         for name, call in calls.items():
             session.queries = []
             await call(session)
@@ -111,14 +112,24 @@ async def test_evolution_queries_use_indexes(big_store: PostgresStore) -> None:
 
 
 async def test_plans_follow_a_run_that_grew_from_empty(store_url: DatabaseURL) -> None:
-    """A statement prepared while the run was empty still uses the index once it is large."""
-    lookup = "SELECT id FROM programs WHERE source_job_id = ANY($1)"
-    async with create_store(store_url, DatabaseConfig()) as store, store.read() as reader:
-        await reader.conn.execute(f"PREPARE lookup(text[]) AS {lookup}")
-        for _ in range(8):  # past the point where PostgreSQL would switch to a generic plan
-            await reader.conn.execute("EXECUTE lookup(ARRAY['job-1'])")
+    """Statements are never prepared, so one planned on an empty run cannot stay a seq scan.
+
+    (A generic plan cached while the run was empty would keep scanning it once it is large;
+    unprepared statements are planned for their parameters every time. They also keep the
+    connection free of session state, for a transaction-pooling PgBouncer.)
+    """
+    async with create_store(store_url, DatabaseConfig()) as store:
+        for _ in range(8):  # past psycopg's and PostgreSQL's thresholds for preparing/generic
+            async with store.read() as reader:
+                await reader.by_source_job_id("job-1")
         await store.add_many([make_program(job=f"job-{i}") for i in range(5000)])
-        cursor = await reader.conn.execute("EXPLAIN (FORMAT JSON) EXECUTE lookup(ARRAY['job-1'])")
-        plan = (await cursor.fetchone())[0]
+        async with store.read() as reader:
+            cursor = await reader.conn.execute("SELECT COUNT(*) FROM pg_prepared_statements")
+            assert (await cursor.fetchone())[0] == 0
+            await reader.conn.execute("ANALYZE " + store.schema + ".programs")
+            lookup = qualify("SELECT id FROM programs WHERE source_job_id = ANY(%s)",
+                             store.schema)
+            cursor = await reader.conn.execute(f"EXPLAIN (FORMAT JSON) {lookup}", (["job-1"],))
+            plan = (await cursor.fetchone())[0]
         plan = json.loads(plan) if isinstance(plan, str) else plan
         assert not any(s.startswith("Seq Scan") for s in _scans(plan[0]["Plan"]))

@@ -16,7 +16,7 @@ import pytest
 from genesis.database import DatabaseConfig, DatabaseURL, create_store
 from genesis.database.backends.postgres import drop_run
 from genesis.database.backends.postgres_schema import SCHEMA_VERSION, render_ddl
-from genesis.database.backends.postgres_session import PostgresSession
+from genesis.database.backends.postgres_session import PostgresSession, qualify
 from genesis.database.protocol import ProgramStore
 from tests.conftest import new_pg_run_url, require_postgres
 from tests.factories import make_program
@@ -102,7 +102,7 @@ async def test_many_stores_starting_at_once_create_the_run_once() -> None:
 
 
 async def _rows(session: PostgresSession, query: str) -> list[tuple[Any, ...]]:
-    return await (await session.conn.execute(query)).fetchall()
+    return await session._all(query)
 
 
 async def _islands_match_programs(store: ProgramStore) -> None:
@@ -136,5 +136,5 @@ async def test_island_counters_stay_exact_under_bulk_changes(store: ProgramStore
     ]
     for statement in statements:
         async with store.write() as writer:
-            await writer.conn.execute(statement)
+            await writer.conn.execute(qualify(statement, writer.schema))
         await _islands_match_programs(store)

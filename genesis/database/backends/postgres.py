@@ -1,8 +1,9 @@
 """The server backend: PostgreSQL through a psycopg 3 connection pool.
 
-A run lives in its own schema (``genesis_<run>``); every pooled connection is in autocommit
-mode with ``search_path`` set to it, and is checked before it is handed out, so a connection
-the server dropped is replaced instead of failing a caller. ``write()`` is one explicit
+A run lives in its own schema (``genesis_<run>``), which every statement names; pooled
+connections are in autocommit mode, carry no session state (transaction-pooling PgBouncer
+works), and are checked before they are handed out, so a connection the server dropped is
+replaced instead of failing a caller. ``write()`` is one explicit
 transaction; concurrent ``add()`` calls are group-committed.
 
 Writes the store runs itself (group commits and ``add_many``) survive lost connections
@@ -160,13 +161,13 @@ class PostgresStore(StoreBase):
         self._state = "open"
 
     async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        # Prepared statements are planned for their parameters every time: a generic plan
-        # made while a fresh run's tables are nearly empty (a sequential scan) would be kept
-        # until autovacuum next analyses them, and a run can grow by thousands of rows first.
-        settings = f"SET search_path TO {self.schema}; SET plan_cache_mode TO force_custom_plan"
-        if self.read_only:
-            settings += "; SET default_transaction_read_only TO on"
-        await conn.execute(settings)
+        # No session state at all: every statement names the run's schema, and statements
+        # are not prepared on the server, so a transaction-pooling PgBouncer may hand each
+        # transaction to another server connection. (Unprepared statements are planned for
+        # their parameters every time, which also keeps a generic plan made while a fresh
+        # run was nearly empty from seq-scanning it later.) A read-only store refuses writes
+        # itself; its snapshot reads run in READ ONLY transactions.
+        conn.prepare_threshold = None
 
     async def _reconnect_failed(self, pool: AsyncConnectionPool[Any]) -> None:
         logger.warning("PostgreSQL at %s stayed unreachable; pool %s gave up reconnecting",
@@ -183,7 +184,7 @@ class PostgresStore(StoreBase):
         assert self._pool is not None
         with translating(self.url):
             async with self._pool.connection() as conn:
-                yield PostgresSession(conn, self.url, self.config.max_code_bytes)
+                yield PostgresSession(conn, self.url, self.config.max_code_bytes, self.schema)
 
     # Reads and transactions --------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -59,6 +60,10 @@ _COLUMN_TYPES = {
     "embedding": "bytea",
 }
 _COPY = f"COPY programs ({', '.join(PROGRAM_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+# A run's tables, named after FROM/JOIN/INTO/UPDATE/COPY: where the run's schema is added.
+_TABLE_REFERENCE = re.compile(
+    r"\b(FROM|JOIN|INTO|UPDATE|COPY)(\s+)(programs|archive|metadata_store|islands|"
+    r"generation_event_log|attempt_log|genesis_schema)\b", re.IGNORECASE)
 _COPY_TYPES = [_COLUMN_TYPES.get(name, "text") for name in PROGRAM_COLUMNS]
 _JSON_POSITIONS = frozenset(i for i, name in enumerate(PROGRAM_COLUMNS) if name in JSON_COLUMNS)
 _RELATION_SIZES = (
@@ -71,6 +76,17 @@ _RELATION_SIZES = (
 # A JSON string, or a number written with a positive exponent (Python writes floats of 1e16
 # and more that way; all of them are integers).
 _STRING_OR_BIG_FLOAT = re.compile(r'"(?:[^"\\]|\\.)*"|-?[0-9]+(?:\.[0-9]+)?e\+[0-9]+')
+
+
+@lru_cache(maxsize=4096)
+def qualify(sql: str, schema: str) -> str:
+    """Name the run's schema in every table reference of ``sql``.
+
+    Statements never rely on ``search_path`` (session state that a transaction-pooling
+    PgBouncer does not keep): the SQL shared with SQLite names bare tables, and this adds the
+    schema where a table, not a column, is named.
+    """
+    return _TABLE_REFERENCE.sub(lambda m: f"{m[1]}{m[2]}{schema}.{m[3]}", sql)
 
 
 def _keep_big_float(match: re.Match[str]) -> str:
@@ -99,35 +115,37 @@ class PostgresSession(SQLSession):
     dialect = POSTGRES
 
     def __init__(self, conn: psycopg.AsyncConnection[Any], url: DatabaseURL,
-                 max_code_bytes: int) -> None:
+                 max_code_bytes: int, schema: str) -> None:
         self.conn = conn
         self._url = url
         self.max_code_bytes = max_code_bytes
+        self.schema = schema
 
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
         with translating(self._url):
-            cursor = await self.conn.execute(sql, params)
+            cursor = await self.conn.execute(qualify(sql, self.schema), params)
             return list(await cursor.fetchall())
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
         with translating(self._url):
-            cursor = await self.conn.execute(sql, params)
+            cursor = await self.conn.execute(qualify(sql, self.schema), params)
             return await cursor.fetchone()
 
     async def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
         with translating(self._url):
-            cursor = await self.conn.execute(sql, params)
+            cursor = await self.conn.execute(qualify(sql, self.schema), params)
             return cursor.rowcount
 
     async def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             with translating(self._url):
                 async with self.conn.cursor() as cursor:
-                    await cursor.executemany(sql, rows)
+                    await cursor.executemany(qualify(sql, self.schema), rows)
 
     async def _insert_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
         with translating(self._url):
-            async with self.conn.cursor() as cursor, cursor.copy(_COPY) as copy:
+            async with self.conn.cursor() as cursor, \
+                    cursor.copy(qualify(_COPY, self.schema)) as copy:
                 copy.set_types(_COPY_TYPES)
                 for row in rows:
                     await copy.write_row(_copy_row(row))
