@@ -32,6 +32,10 @@ class RecordingSession(PostgresSession):
         self.queries.append((qualify(sql, self.schema), params))
         return await super()._one(sql, params)
 
+    async def _flight(self, writes: Sequence[Any], reads: Sequence[Any]) -> list[Any]:
+        self.queries += [(qualify(query.sql, self.schema), query.params) for query in reads]
+        return await super()._flight(writes, reads)
+
 
 @pytest.fixture
 async def big_store(store_url: DatabaseURL) -> AsyncIterator[PostgresStore]:

@@ -60,7 +60,9 @@ def programs(draw: st.DrawFn) -> Program:
         embedding_pca_3d=draw(st.lists(FLOATS, max_size=3)),
         embedding_cluster_id=draw(st.none() | st.integers(-5, 5000)),
         migration_history=draw(st.lists(JSON_DICT, max_size=2)),
-        metadata=draw(JSON_DICT),
+        # A job id is a string (refusing anything else is tested in test_codec.py).
+        metadata=draw(JSON_DICT.map(lambda d: {k: v for k, v in d.items()
+                                               if k != "source_job_id"})),
         in_archive=draw(st.booleans()),
         system_prompt_id=draw(st.none() | TEXT),
     )

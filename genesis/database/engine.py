@@ -36,7 +36,7 @@ from genesis.database.errors import (
     OperationalError,
     ReadOnlyError,
 )
-from genesis.database.inspirations import select_inspirations
+from genesis.database.inspirations import plan_inspirations
 from genesis.database.islands import (
     LAST_MIGRATION_KEY,
     assign_root_island,
@@ -46,7 +46,7 @@ from genesis.database.islands import (
     spawn_island,
 )
 from genesis.database.maintenance import maintain, needs_maintenance, update_archive
-from genesis.database.parents import ParentContext, random_program, select_parent
+from genesis.database.parents import ParentPlan, PlanContext, best_or_random, plan_parent
 from genesis.database.program import Program
 from genesis.database.projections import EmbeddingStats, kmeans
 from genesis.database.protocol import (
@@ -54,6 +54,7 @@ from genesis.database.protocol import (
     GenerationEvent,
     IslandStats,
     ProgramStore,
+    SelectionState,
     StoreReader,
     StoreWriter,
 )
@@ -99,6 +100,7 @@ class AsyncProgramDatabase:
             self._maintain_batch, max_batch=256
         )
         self._unmaintained: dict[str, Program] = {}  # stored, their maintenance failed
+        self._state: SelectionState | None = None  # as of this process's latest flight
 
     def __repr__(self) -> str:
         mode = " read-only" if self.read_only else ""
@@ -159,6 +161,13 @@ class AsyncProgramDatabase:
     def _check_writable(self) -> None:
         if self.read_only:
             raise ReadOnlyError("Cannot add program in read-only mode.")
+
+    async def _changing(self, work: Any, lock: str | None) -> Any:
+        """A write transaction that may change the selection state (its cache is dropped)."""
+        try:
+            return await self.store.transaction(work, lock=lock)
+        finally:
+            self._state = None
 
     # Adding ------------------------------------------------------------------------------
 
@@ -233,6 +242,7 @@ class AsyncProgramDatabase:
             if island is not None:
                 program.island_idx = island
                 stored_id = await self.store.add(program)
+                self._state = None
         if stored_id is None:
             stored_id = await self._add_root(program)
         if stored_id != program.id:
@@ -269,7 +279,7 @@ class AsyncProgramDatabase:
             await writer.insert([program, *copies])
             return program.id
 
-        return await self.store.transaction(place, lock="islands")
+        return await self._changing(place, "islands")
 
     async def add_many(
         self, programs: Sequence[Program], defer_maintenance: bool = False
@@ -301,6 +311,7 @@ class AsyncProgramDatabase:
             placed[program.id] = program.island_idx
         if children:
             await self.store.add_many(children)
+            self._state = None
         if not defer_maintenance:
             try:
                 await self.run_post_add_maintenance_batch(list(programs))
@@ -314,8 +325,8 @@ class AsyncProgramDatabase:
     async def _maintain_batch(self, programs: Sequence[Program]) -> list[None]:
         missed = [p for p in self._unmaintained.values() if p.id not in {q.id for q in programs}]
         batch = [*missed, *programs]
-        await self.store.transaction(
-            lambda writer: maintain(writer, batch, self.config, self._rng), lock="maintenance")
+        await self._changing(lambda writer: maintain(writer, batch, self.config, self._rng),
+                             "maintenance")
         for program in batch:
             self._unmaintained.pop(program.id, None)
         return [None] * len(programs)
@@ -354,9 +365,8 @@ class AsyncProgramDatabase:
         Runs once per generation however many workers ask (later asks move nothing).
         """
         self._check_writable()
-        return await self.store.transaction(
-            lambda writer: migrate(writer, generation, self.config, self._rng),
-            lock="maintenance")
+        return await self._changing(
+            lambda writer: migrate(writer, generation, self.config, self._rng), "maintenance")
 
     async def is_stagnant(self, current_generation: int) -> bool:
         """True if dynamic islands are on and the best score is stale for too long."""
@@ -388,7 +398,7 @@ class AsyncProgramDatabase:
             await writer.set_metadata("best_score_generation", str(generation))
             return bool(copies)
 
-        return await self.store.transaction(spawn, lock="maintenance")
+        return await self._changing(spawn, "maintenance")
 
     # Sampling ----------------------------------------------------------------------------
 
@@ -423,25 +433,75 @@ class AsyncProgramDatabase:
         """
         return await self._sample(fix_mode=True)
 
+    async def _selection_state(self, reader: StoreReader) -> SelectionState:
+        """The selection state this process knows, read in one flight when it knows none.
+
+        Every flight that samples or writes brings the state back with it, so in steady
+        state nothing is read for it alone. Choices are made from the state as of this
+        process's previous flight: a concurrent worker's change shows one step later, and
+        this process's own writes show at once.
+        """
+        if self._state is None:
+            self._state = await reader.selection_state()
+        return self._state
+
     async def _sample(self, fix_mode: bool) -> FixSample:
         async with self.store.read() as reader:
-            stats = await reader.island_stats()
-            initialized = [s for s in stats if s.correct > 0]
+            state = await self._selection_state(reader)
+            initialized = [s for s in state.islands if s.correct > 0]
             if len(initialized) < configured_islands(self.config):
-                return await self._sample_uninitialized(reader, stats, fix_mode)
+                return await self._sample_uninitialized(reader, list(state.islands), fix_mode)
+            if state.best is None or not state.best.correct:
+                await self._best(reader)  # repairs best_program_id, then reads the state
+                self._state = state = await reader.selection_state()
             probabilities = island_probabilities(self.config.island_selection_strategy,
                                                  initialized)
             island = initialized[choose(self._rng, probabilities)]
-            members = [m for m in await reader.archive_members() if m.correct]
-            best = await self._best(reader)
-            context = ParentContext(reader=reader, config=self.config, rng=self._rng,
-                                    archive=members, best=best,
-                                    set_beam_parent=self.set_beam_search_parent_id)
-            parent = await select_parent(context, island)
-            archive, top = await select_inspirations(reader, parent, self.config, self._rng,
-                                                     best, members)
-        self._remember_islands([parent, *archive, *top])
-        return parent, archive, top, False
+            ctx = PlanContext(state, self.config, self._rng)
+            plan = plan_parent(ctx, island)
+            parent, programs = await self._fetch_parent(reader, plan, island)
+            if parent is None:
+                parent, programs = await self._fetch_parent(reader, best_or_random(ctx, island),
+                                                            island)
+            if parent is None:
+                raise RuntimeError(f"no parent could be sampled from island {island.island_idx}")
+            fresh = self._state or state  # what the flight brought back
+            if plan.beam and parent.id != fresh.metadata.get("beam_search_parent_id"):
+                await self.set_beam_search_parent_id(parent.id)
+            members = [m for m in fresh.archive if m.correct]
+            chosen, top = plan_inspirations(parent.id, parent.island_idx, self.config,
+                                            self._rng, fresh.best, members)
+            missing = [pid for pid in (*chosen, *top) if pid not in programs]
+            if missing:
+                programs.update((await reader.fetch(reader.q_programs(missing)))[0])
+        archive = [programs[pid] for pid in chosen if pid in programs]
+        top_k = [programs[pid] for pid in top if pid in programs]
+        self._remember_islands([parent, *archive, *top_k])
+        return parent, archive, top_k, False
+
+    async def _fetch_parent(self, reader: StoreReader, plan: ParentPlan, island: IslandStats
+                            ) -> tuple[Program | None, dict[str, Program]]:
+        """Fetch a plan's parent, and the inspirations it implies, in one flight.
+
+        When the plan names the parent by id the inspirations are chosen first and come in
+        the same flight; the selection state comes back with it.
+        """
+        ids = list(plan.ids)
+        if plan.ids and not plan.nth:
+            members = [m for m in self._state.archive if m.correct] if self._state else []
+            best = self._state.best if self._state else None
+            saved = self._rng.bit_generator.state
+            chosen, top = plan_inspirations(plan.ids[0], island.island_idx, self.config,
+                                            self._rng, best, members)
+            self._rng.bit_generator.state = saved  # drawn again once the parent is known
+            ids += [*chosen, *top]
+        queries = [reader.q_programs(ids)] if ids else []
+        queries += [reader.q_nth(**lookup) for lookup in plan.nth]
+        if not queries:
+            return None, {}
+        results, self._state = await reader.fetch_with_state(*queries)
+        by_id: dict[str, Program] = results[0] if ids else {}
+        return plan.resolve(by_id, results[1:] if ids else results), by_id
 
     async def _sample_uninitialized(
         self, reader: StoreReader, stats: list[IslandStats], fix_mode: bool
@@ -450,7 +510,9 @@ class AsyncProgramDatabase:
         incorrect = sum(s.programs - s.correct for s in stats)
         parent = None
         if fix_mode and correct == 0 and incorrect > 0:
-            parent = await random_program(reader, self._rng, None, incorrect, correct=False)
+            parent = await reader.nth_program(island=None, correct=False, order="score",
+                                              descending=True,
+                                              offset=int(self._rng.integers(incorrect)))
         parent = parent or await reader.earliest_program()
         if parent is None:
             raise RuntimeError("No programs found in database")
@@ -485,7 +547,7 @@ class AsyncProgramDatabase:
                 if best is not None:
                     await writer.set_metadata("best_program_id", best.id)
 
-        await self.store.transaction(repair, lock="maintenance")
+        await self._changing(repair, "maintenance")
 
     async def get_best_program(self, metric: str | None = None) -> Program | None:
         """Return the best correct program (by combined_score, or a public metric)."""
@@ -667,8 +729,8 @@ class AsyncProgramDatabase:
         """Set the beam-search parent (ignored in read-only mode)."""
         if self.read_only:
             return
-        await self.store.transaction(
-            lambda writer: writer.set_metadata("beam_search_parent_id", program_id))
+        await self._changing(
+            lambda writer: writer.set_metadata("beam_search_parent_id", program_id), None)
 
     async def get_best_score_ever(self) -> float | None:
         """The best score seen (for stagnation tracking)."""

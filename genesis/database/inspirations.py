@@ -5,7 +5,8 @@ when ``enforce_island_separation``), the island's elites (``elite_selection_rati
 members of the island's archive, then — only without island separation — random members
 of the whole archive. Top-k: the best archive members (of the parent's island when
 separation is enforced) other than the parent and the archive inspirations. Everything is
-chosen from the archive, which holds at most ``archive_size`` programs.
+chosen from the archive's summaries, which hold at most ``archive_size`` programs, so the
+choice needs no query: the engine fetches the chosen programs with the parent.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from genesis.database.config import DatabaseConfig
-from genesis.database.program import Program
-from genesis.database.protocol import ProgramSummary, StoreReader
+from genesis.database.protocol import ProgramSummary
 from genesis.database.selection import num_elites
 
-__all__ = ["select_inspirations"]
+__all__ = ["plan_inspirations"]
 
 
 def _by_score(members: list[ProgramSummary]) -> list[ProgramSummary]:
@@ -32,23 +32,22 @@ def _shuffled(members: list[ProgramSummary], rng: np.random.Generator
     return [members[int(i)] for i in rng.permutation(len(members))]
 
 
-async def select_inspirations(
-    reader: StoreReader,
-    parent: Program,
+def plan_inspirations(
+    parent_id: str,
+    island: int | None,
     config: DatabaseConfig,
     rng: np.random.Generator,
-    best: Program | None,
+    best: ProgramSummary | None,
     archive: Sequence[ProgramSummary],
-) -> tuple[list[Program], list[Program]]:
-    """Return (archive inspirations, top-k inspirations) for ``parent``.
+) -> tuple[list[str], list[str]]:
+    """Return the ids of (archive inspirations, top-k inspirations) for a parent.
 
-    ``archive`` is the archive's correct members, as read by the caller.
+    ``archive`` is the archive's correct members; ``island`` is the parent's.
     """
     separate = config.enforce_island_separation
-    island = parent.island_idx
     local = [m for m in archive if island is not None and m.island_idx == island]
     chosen: list[str] = []
-    taken = {parent.id}
+    taken = {parent_id}
 
     def take(candidates: list[ProgramSummary], limit: int) -> None:
         for member in candidates:
@@ -75,6 +74,4 @@ async def select_inspirations(
     if k > 0 and not (separate and island is None):
         pool = local if separate else list(archive)
         top = [m.id for m in _by_score(pool) if m.id not in taken][:k]
-    programs = {p.id: p for p in await reader.get_many([*chosen, *top])}
-    return ([programs[i] for i in chosen if i in programs],
-            [programs[i] for i in top if i in programs])
+    return chosen, top

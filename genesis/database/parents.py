@@ -1,112 +1,131 @@
 """Parent selection within an island: weighted, power_law, beam_search, best_of_n, sequential.
 
-Each strategy reads only the island's archive members (bounded by ``archive_size``) or
-one row through an index; none loads the island's programs.
+A strategy decides from the selection state (the archive's summaries, the islands' counts,
+the best program), never from a query of its own: it returns a :class:`ParentPlan`, the
+lookups that name the parent, which the engine sends in the same flight as everything
+else a sample needs. Lookups are by id, or one indexed row of an island's ordering; none
+loads the island's programs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from genesis.database.config import DatabaseConfig
 from genesis.database.program import Program
-from genesis.database.protocol import IslandStats, ProgramSummary, StoreReader
+from genesis.database.protocol import IslandStats, ProgramSummary, SelectionState
 from genesis.database.selection import (
     choose,
     power_law_probabilities,
     weighted_parent_probabilities,
 )
 
-__all__ = ["ParentContext", "random_program", "select_parent"]
+__all__ = ["ParentPlan", "PlanContext", "best_or_random", "plan_parent"]
 
 
-@dataclass
-class ParentContext:
-    """What a strategy may consult besides the store: the archive and the best program."""
+@dataclass(frozen=True)
+class PlanContext:
+    """What a strategy decides from: the selection state, the settings and the RNG."""
 
-    reader: StoreReader
+    state: SelectionState
     config: DatabaseConfig
     rng: np.random.Generator
-    archive: Sequence[ProgramSummary]
-    best: Program | None
-    set_beam_parent: Callable[[str], Awaitable[None]]
 
     def members(self, island: int) -> list[ProgramSummary]:
         """The archive's correct members on one island."""
-        return [m for m in self.archive if m.island_idx == island]
+        return [m for m in self.state.archive if m.correct and m.island_idx == island]
 
 
-async def random_program(
-    reader: StoreReader, rng: np.random.Generator, island: int | None, count: int,
-    correct: bool | None = True,
-) -> Program | None:
-    """A uniformly random program among ``count`` matching ones, through an index."""
-    if count <= 0:
-        return None
-    return await reader.nth_program(island=island, correct=correct, order="score",
-                                    descending=True, offset=int(rng.integers(count)))
+@dataclass(frozen=True)
+class ParentPlan:
+    """The parent is the first found of ``ids``, else of the indexed lookups ``nth``.
+
+    ``max_children`` (beam search) skips a first candidate that already has that many
+    children; ``beam`` says the choice is the beam-search parent, to be recorded when it
+    changes.
+    """
+
+    ids: tuple[str, ...] = ()
+    nth: tuple[dict[str, Any], ...] = ()
+    max_children: int | None = None
+    beam: bool = False
+
+    def resolve(self, by_id: dict[str, Program], nth: list[Program | None]) -> Program | None:
+        """Pick the parent from what the flight found."""
+        for index, pid in enumerate(self.ids):
+            program = by_id.get(pid)
+            if program is None:
+                continue
+            if index == 0 and self.max_children is not None and \
+                    program.children_count >= self.max_children and len(self.ids) > 1:
+                continue
+            return program
+        return next((program for program in nth if program is not None), None)
 
 
-async def _best_or_random(ctx: ParentContext, island: IslandStats) -> Program | None:
-    best = ctx.best
+def _random_in(island: IslandStats, ctx: PlanContext) -> dict[str, Any]:
+    """An indexed lookup of a uniformly random correct program of the island."""
+    return dict(island=island.island_idx, correct=True, order="score", descending=True,
+                offset=int(ctx.rng.integers(max(1, island.correct))))
+
+
+def best_or_random(ctx: PlanContext, island: IslandStats) -> ParentPlan:
+    """The best program when it lives on the island, else a random correct one there."""
+    best = ctx.state.best
     if best is not None and best.correct and best.island_idx == island.island_idx:
-        return best
-    return await random_program(ctx.reader, ctx.rng, island.island_idx, island.correct)
+        return ParentPlan(ids=(best.id,))
+    if island.correct <= 0:
+        return ParentPlan()
+    return ParentPlan(nth=(_random_in(island, ctx),))
 
 
-async def _weighted(ctx: ParentContext, island: IslandStats) -> Program | None:
+def _weighted(ctx: PlanContext, island: IslandStats) -> ParentPlan:
     members = ctx.members(island.island_idx)
     if not members:
-        return await _best_or_random(ctx, island)
+        return best_or_random(ctx, island)
     probabilities = weighted_parent_probabilities(
         [m.combined_score for m in members], [m.children_count for m in members],
         ctx.config.parent_selection_lambda,
     )
-    return await ctx.reader.get(members[choose(ctx.rng, probabilities)].id)
+    return ParentPlan(ids=(members[choose(ctx.rng, probabilities)].id,))
 
 
-async def _power_law(ctx: ParentContext, island: IslandStats) -> Program | None:
+def _power_law(ctx: PlanContext, island: IslandStats) -> ParentPlan:
     alpha = ctx.config.exploitation_alpha
     members = sorted(ctx.members(island.island_idx), key=lambda m: -(m.combined_score or 0.0))
     if members:
         rank = choose(ctx.rng, power_law_probabilities(len(members), alpha))
-        return await ctx.reader.get(members[rank].id)
+        return ParentPlan(ids=(members[rank].id,))
     if island.correct > 0:
         rank = choose(ctx.rng, power_law_probabilities(island.correct, alpha))
-        return await ctx.reader.nth_program(island=island.island_idx, correct=True,
-                                            order="score", descending=True, offset=rank)
-    return await _best_or_random(ctx, island)
+        return ParentPlan(nth=(dict(island=island.island_idx, correct=True, order="score",
+                                    descending=True, offset=rank),))
+    return best_or_random(ctx, island)
 
 
-async def _beam_search(ctx: ParentContext, island: IslandStats) -> Program | None:
-    parent = await ctx.reader.program_named_by("beam_search_parent_id")
-    if parent is not None and parent.children_count < ctx.config.num_beams:
-        return parent
-    best = ctx.best
-    if best is not None and (parent is None or best.id != parent.id):
-        await ctx.set_beam_parent(best.id)
-    return best or parent
+def _beam_search(ctx: PlanContext, island: IslandStats) -> ParentPlan:
+    beam = ctx.state.metadata.get("beam_search_parent_id")
+    best = ctx.state.best
+    ids = tuple(dict.fromkeys(pid for pid in (beam, best.id if best else None) if pid))
+    return ParentPlan(ids=ids, max_children=ctx.config.num_beams, beam=True)
 
 
-async def _best_of_n(ctx: ParentContext, island: IslandStats) -> Program | None:
-    initial = await ctx.reader.nth_program(island=island.island_idx, correct=True, order="id",
-                                           descending=False, generation=0)
-    if initial is not None:
-        return initial
-    return await ctx.reader.nth_program(island=island.island_idx, correct=True,
-                                        order="generation", descending=False)
+def _best_of_n(ctx: PlanContext, island: IslandStats) -> ParentPlan:
+    return ParentPlan(nth=(
+        dict(island=island.island_idx, correct=True, order="id", descending=False,
+             generation=0),
+        dict(island=island.island_idx, correct=True, order="generation", descending=False),
+    ))
 
 
-async def _sequential(ctx: ParentContext, island: IslandStats) -> Program | None:
-    for correct in (True, None):
-        latest = await ctx.reader.nth_program(island=island.island_idx, correct=correct,
-                                              order="generation", descending=True)
-        if latest is not None:
-            return latest
-    return None
+def _sequential(ctx: PlanContext, island: IslandStats) -> ParentPlan:
+    return ParentPlan(nth=(
+        dict(island=island.island_idx, correct=True, order="generation", descending=True),
+        dict(island=island.island_idx, correct=None, order="generation", descending=True),
+    ))
 
 
 _STRATEGIES = {
@@ -118,10 +137,6 @@ _STRATEGIES = {
 }
 
 
-async def select_parent(ctx: ParentContext, island: IslandStats) -> Program:
-    """Choose a parent on ``island`` with the configured strategy (falling back sensibly)."""
-    strategy = _STRATEGIES[ctx.config.parent_selection_strategy]
-    parent = await strategy(ctx, island) or await _best_or_random(ctx, island)
-    if parent is None:
-        raise RuntimeError(f"no parent could be sampled from island {island.island_idx}")
-    return parent
+def plan_parent(ctx: PlanContext, island: IslandStats) -> ParentPlan:
+    """The lookups naming a parent on ``island`` with the configured strategy."""
+    return _STRATEGIES[ctx.config.parent_selection_strategy](ctx, island)

@@ -23,6 +23,7 @@ from genesis.database.program import Program
 from genesis.database.url import DatabaseURL
 
 __all__ = [
+    "SELECTION_TOKEN",
     "AttemptEvent",
     "GenerationEvent",
     "IslandStats",
@@ -30,6 +31,7 @@ __all__ = [
     "ProgramStore",
     "ProgramSummary",
     "RunTotals",
+    "SelectionState",
     "StoreReader",
     "StoreWriter",
 ]
@@ -69,6 +71,30 @@ class RunTotals:
     correct: int
     generations: int
     last_generation: int | None
+
+
+@dataclass(frozen=True)
+class SelectionState:
+    """What sampling and maintenance decide from, read in one flight: the islands' counts,
+    the archive, the best program and the run's selection metadata.
+
+    ``token`` changes with every write to the archive, the best program, the islands'
+    membership or the migration and stagnation clocks: maintenance applies its decisions
+    only while the token it decided from is still current (compare-and-set).
+    """
+
+    islands: tuple[IslandStats, ...]
+    archive: tuple[ProgramSummary, ...]
+    best: ProgramSummary | None
+    metadata: dict[str, str | None]
+
+    @property
+    def token(self) -> str | None:
+        """The token of this state (None before the first maintenance)."""
+        return self.metadata.get(SELECTION_TOKEN)
+
+
+SELECTION_TOKEN = "selection_token"  # metadata_store key of the selection state's token
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from genesis.database.backends.sql import Dialect, SQLSession
+from genesis.database.backends.sql import Dialect, Query, SQLSession, Statement
 from genesis.database.codec import JSON_COLUMNS, PROGRAM_COLUMNS
 from genesis.database.errors import translating
 from genesis.database.url import DatabaseURL
@@ -152,6 +152,23 @@ class PostgresSession(SQLSession):
 
     def _json_param(self, text: str | None) -> str | None:
         return None if text is None else jsonb_text(text)
+
+    async def _flight(self, writes: Sequence[Statement], reads: Sequence[Query]
+                      ) -> list[list[Sequence[Any]]]:
+        """Send every statement at once (pipeline mode): one round trip, one Sync."""
+        schema = self.schema
+        with translating(self._url):
+            async with self.conn.pipeline():
+                for statement in writes:
+                    sql = qualify(statement.sql, schema)
+                    if len(statement.rows) == 1:
+                        await self.conn.execute(sql, statement.rows[0])
+                    elif statement.rows:
+                        async with self.conn.cursor() as cursor:
+                            await cursor.executemany(sql, statement.rows)
+                cursors = [await self.conn.execute(qualify(query.sql, schema), query.params)
+                           for query in reads]
+            return [list(await cursor.fetchall()) for cursor in cursors]
 
     # Transaction control -----------------------------------------------------------------
 

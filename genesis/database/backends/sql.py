@@ -14,7 +14,7 @@ import re
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,17 +33,29 @@ from genesis.database.errors import (
     DuplicateProgramError,
     IntegrityError,
 )
+from genesis.database.islands import LAST_MIGRATION_KEY
 from genesis.database.program import Program
 from genesis.database.protocol import (
+    SELECTION_TOKEN,
     AttemptEvent,
     GenerationEvent,
     IslandStats,
     Order,
     ProgramSummary,
     RunTotals,
+    SelectionState,
 )
 
-__all__ = ["Dialect", "EncodedProgram", "SQLSession", "encode_for_insert", "metric_name"]
+__all__ = [
+    "STATE_KEYS",
+    "Dialect",
+    "EncodedProgram",
+    "Query",
+    "SQLSession",
+    "Statement",
+    "encode_for_insert",
+    "metric_name",
+]
 
 # An encoded program ready for insertion: (column values, in_archive, count_children).
 EncodedProgram = tuple[tuple[Any, ...], bool, bool]
@@ -56,6 +68,26 @@ _ORDER_COLUMNS: dict[str, str] = {
     "id": "p.id",
 }
 _CHUNK = 400
+# The metadata that sampling and maintenance decide from (part of the selection state).
+STATE_KEYS = ("best_program_id", "best_score_ever", "best_score_generation", "last_iteration",
+              LAST_MIGRATION_KEY, "beam_search_parent_id", SELECTION_TOKEN)
+
+
+@dataclass(frozen=True)
+class Query:
+    """A read to send in a flight: final SQL, its parameters, and how to decode its rows."""
+
+    sql: str
+    params: Sequence[Any] = ()
+    decode: Callable[[list[Sequence[Any]]], Any] = list
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A write to send in a flight: final SQL and one parameter row per execution."""
+
+    sql: str
+    rows: Sequence[Sequence[Any]] = ((),)
 # Costs and timings ShinkaEvolve's runner keeps in program metadata (telemetry sums them).
 COST_KEYS = {"api": "api_costs", "embed": "embed_cost", "novelty": "novelty_cost",
              "meta": "meta_cost"}
@@ -154,6 +186,24 @@ class SQLSession(ABC):
         """Return JSON text as the backend must receive it (PostgreSQL's JSONB needs a hook)."""
         return text
 
+    async def _flight(self, writes: Sequence[Statement], reads: Sequence[Query]
+                      ) -> list[list[Sequence[Any]]]:
+        """Run ``writes`` then ``reads``; return the rows of each read.
+
+        PostgreSQL sends them all at once (one network round trip); here they run in turn.
+        """
+        for statement in writes:
+            if len(statement.rows) == 1:
+                await self._run(statement.sql, statement.rows[0])
+            else:
+                await self._run_many(statement.sql, statement.rows)
+        return [await self._all(query.sql, query.params) for query in reads]
+
+    async def fetch(self, *queries: Query) -> list[Any]:
+        """Run reads together (one round trip on PostgreSQL) and return their decoded rows."""
+        rows = await self._flight((), queries)
+        return [query.decode(found) for query, found in zip(queries, rows, strict=True)]
+
     # Decoding ----------------------------------------------------------------------------
 
     def _select(self, where: str = "", tail: str = "") -> str:
@@ -193,11 +243,7 @@ class SQLSession(ABC):
         rows: list[Sequence[Any]] = []
         unique = list(dict.fromkeys(values))
         for start in range(0, len(unique), _CHUNK):
-            chunk = unique[start:start + _CHUNK]
-            if self.dialect.array_params:
-                match, params = f"{column} = ANY(?)", [chunk]
-            else:
-                match, params = f"{column} IN ({', '.join('?' * len(chunk))})", chunk
+            match, params = self._membership(column, unique[start:start + _CHUNK])
             rows += await self._all(self.dialect.sql(template.format(match=match)), params)
         return rows
 
@@ -239,11 +285,7 @@ class SQLSession(ABC):
 
     async def island_stats(self) -> list[IslandStats]:
         """Return per-island counts, ordered by island index."""
-        rows = await self._all(
-            "SELECT island_idx, programs, correct, best_score FROM islands "
-            "WHERE island_idx >= 0 AND programs > 0 ORDER BY island_idx"
-        )
-        return [IslandStats(int(r[0]), int(r[1]), int(r[2]), r[3]) for r in rows]
+        return (await self.fetch(self.q_island_stats()))[0]
 
     async def totals(self) -> RunTotals:
         """Return the run's program and correct counts and its distinct generations."""
@@ -311,23 +353,9 @@ class SQLSession(ABC):
         generation: int | None = None,
     ) -> Program | None:
         """Return the program at ``offset`` in an indexed ordering of one island (or all)."""
-        clauses, params = [], []
-        if island is not None:
-            clauses.append("p.island_idx = ?")
-            params.append(island)
-        if correct is not None:
-            clauses.append("p.correct = TRUE" if correct else "p.correct = FALSE")
-        if generation is not None:
-            clauses.append("p.generation = ?")
-            params.append(generation)
-        direction = "DESC" if descending else "ASC"
-        tail = f"ORDER BY {_ORDER_COLUMNS[order]} {direction}"
-        if order == "score":
-            tail += " NULLS LAST" if descending else " NULLS FIRST"
-        if order != "id":
-            tail += f", p.id {direction}"
-        sql = self._select(" AND ".join(clauses), f"{tail} LIMIT 1 OFFSET ?")
-        return await self._program_or_none(sql, (*params, max(0, int(offset))))
+        query = self.q_nth(island=island, correct=correct, order=order, descending=descending,
+                           offset=offset, generation=generation)
+        return (await self.fetch(query))[0]
 
     async def programs_by_generation(self, generation: int) -> list[Program]:
         """Return the programs of one generation."""
@@ -378,13 +406,8 @@ class SQLSession(ABC):
         return ancestors[::-1]
 
     async def archive_members(self) -> list[ProgramSummary]:
-        """Return every archive member (correct or not), sorted by id.
-
-        The archive drives the lookup by primary key (``Dialect.archived``); a join would let
-        a planner with stale statistics scan the programs instead of the small archive.
-        """
-        sql = f"SELECT {_SUMMARY} FROM programs p WHERE {self.dialect.archived} ORDER BY p.id"
-        return [_summary(r) for r in await self._all(sql)]
+        """Return every archive member (correct or not), sorted by id."""
+        return (await self.fetch(self.q_archive_members()))[0]
 
     async def archive_summaries(self, island: int | None = None) -> list[ProgramSummary]:
         """Return the archive's correct members (of one island, or all), sorted by id."""
@@ -526,6 +549,96 @@ class SQLSession(ABC):
                  *TIMING_KEYS)
         return [{"island_idx": row[0], **dict(zip(names, row[1:], strict=True))}
                 for row in rows]
+
+    # Queries that flights combine ----------------------------------------------------------
+
+    def q_island_stats(self) -> Query:
+        """Per-island counts, ordered by island index (the counters table: O(islands))."""
+        return Query("SELECT island_idx, programs, correct, best_score FROM islands "
+                     "WHERE island_idx >= 0 AND programs > 0 ORDER BY island_idx", (),
+                     lambda rows: [IslandStats(int(r[0]), int(r[1]), int(r[2]), r[3])
+                                   for r in rows])
+
+    def q_archive_members(self) -> Query:
+        """Every archive member (correct or not) as a summary, sorted by id.
+
+        The archive drives the lookup by primary key (``Dialect.archived``); a join would let
+        a planner with stale statistics scan the programs instead of the small archive.
+        """
+        return Query(f"SELECT {_SUMMARY} FROM programs p WHERE {self.dialect.archived} "
+                     "ORDER BY p.id", (), lambda rows: [_summary(r) for r in rows])
+
+    def q_metadata(self, keys: Sequence[str]) -> Query:
+        """The values of some metadata keys, as a dict (absent keys are left out)."""
+        match, params = self._membership("key", list(keys))
+        return Query(self.dialect.sql(f"SELECT key, value FROM metadata_store WHERE {match}"),
+                     params, lambda rows: {r[0]: r[1] for r in rows})
+
+    def q_best_summary(self) -> Query:
+        """The summary of the program ``best_program_id`` names, or None."""
+        return Query(self.dialect.sql(
+            f"SELECT {_SUMMARY} FROM programs p WHERE p.id = "
+            "(SELECT value FROM metadata_store WHERE key = ?)"), ("best_program_id",),
+            lambda rows: _summary(rows[0]) if rows else None)
+
+    def q_programs(self, program_ids: Sequence[str]) -> Query:
+        """Whole programs by id, as a dict (a flight's few ids: at most 400)."""
+        unique = list(dict.fromkeys(program_ids))
+        if len(unique) > _CHUNK:
+            raise ValueError(f"a flight fetches at most {_CHUNK} programs by id")
+        match, params = self._membership("p.id", unique)
+        return Query(self._select(match), params,
+                     lambda rows: {p.id: p for p in map(self._program, rows)})
+
+    def q_nth(self, *, island: int | None, correct: bool | None, order: Order,
+              descending: bool, offset: int = 0, generation: int | None = None) -> Query:
+        """The program at ``offset`` in an indexed ordering of one island (or all), or None."""
+        clauses, params = [], []
+        if island is not None:
+            clauses.append("p.island_idx = ?")
+            params.append(island)
+        if correct is not None:
+            clauses.append("p.correct = TRUE" if correct else "p.correct = FALSE")
+        if generation is not None:
+            clauses.append("p.generation = ?")
+            params.append(generation)
+        direction = "DESC" if descending else "ASC"
+        tail = f"ORDER BY {_ORDER_COLUMNS[order]} {direction}"
+        if order == "score":
+            tail += " NULLS LAST" if descending else " NULLS FIRST"
+        if order != "id":
+            tail += f", p.id {direction}"
+        sql = self._select(" AND ".join(clauses), f"{tail} LIMIT 1 OFFSET ?")
+        return Query(sql, (*params, max(0, int(offset))),
+                     lambda rows: self._program(rows[0]) if rows else None)
+
+    def state_queries(self) -> list[Query]:
+        """The reads that make up a :class:`SelectionState`, to add to any flight."""
+        return [self.q_island_stats(), self.q_archive_members(), self.q_best_summary(),
+                self.q_metadata(STATE_KEYS)]
+
+    @staticmethod
+    def state_from(results: Sequence[Any]) -> SelectionState:
+        """Build the state from the decoded results of :meth:`state_queries`."""
+        islands, archive, best, metadata = results
+        return SelectionState(tuple(islands), tuple(archive), best, metadata)
+
+    async def selection_state(self) -> SelectionState:
+        """Read the selection state in one flight."""
+        return self.state_from(await self.fetch(*self.state_queries()))
+
+    async def fetch_with_state(self, *queries: Query) -> tuple[list[Any], SelectionState]:
+        """Run ``queries`` and read the selection state, all in one flight."""
+        results = await self.fetch(*queries, *self.state_queries())
+        return results[:len(queries)], self.state_from(results[len(queries):])
+
+    def _membership(self, column: str, values: list[Any]) -> tuple[str, list[Any]]:
+        """``column = ANY(?)`` with one array (PostgreSQL) or ``column IN (?, ...)``."""
+        if self.dialect.array_params:
+            return f"{column} = ANY(?)", [values]
+        if not values:
+            return "1 = 0", []
+        return f"{column} IN ({', '.join('?' * len(values))})", list(values)
 
     # Writes ------------------------------------------------------------------------------
 
