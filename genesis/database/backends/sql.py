@@ -131,6 +131,10 @@ class SQLSession(ABC):
         """Return JSON text as the backend must receive it (PostgreSQL's JSONB needs a hook)."""
         return text
 
+    async def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
+        """Run a query written with ``?`` placeholders and return its rows (for tools)."""
+        return await self._all(self.dialect.sql(sql), params)
+
     # Decoding ----------------------------------------------------------------------------
 
     def _select(self, where: str = "", tail: str = "") -> str:
