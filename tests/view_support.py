@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
+import threading
 import time
+from collections.abc import Iterator
 
-from genesis.database import AsyncProgramDatabase, DatabaseConfig, DatabaseURL, Program
+from genesis.database import (
+    AsyncProgramDatabase,
+    DatabaseConfig,
+    DatabaseURL,
+    Program,
+    create_store,
+)
 
 SCRIPT = "<script>window.__pwned = 1</script>"
 CONFIG = dict(num_islands=2, archive_size=8, migration_interval=0, pool_max_size=2,
@@ -36,9 +45,8 @@ def program(rng: random.Random, parent: Program | None, index: int, **fields: ob
 async def seed_run(url: DatabaseURL, count: int = 60, seed: int = 3) -> dict[str, object]:
     """Write ``count`` programs (one of them with ``<script>`` in code and feedback)."""
     rng = random.Random(seed)
-    config = DatabaseConfig(database_url=str(url) if url.is_sqlite else url.conninfo()
-                            + (f"?run={url.run}" if url.run != "default" else ""), **CONFIG)
-    async with AsyncProgramDatabase(config) as db:
+    config = DatabaseConfig(**CONFIG)
+    async with AsyncProgramDatabase(config, store=create_store(url, config)) as db:
         root = program(rng, None, 0)
         await db.add(root)
         lines = [[p] for p in await db.get_programs_by_generation(0)]  # the root and its copies
@@ -59,3 +67,25 @@ async def seed_run(url: DatabaseURL, count: int = 60, seed: int = 3) -> dict[str
     return {"ids": [p.id for p in stored], "hostile": stored[count // 2].id,
             "best": best.id if best else None, "programs": summary["programs"],
             "correct": summary["correct"]}
+
+
+@contextlib.contextmanager
+def serving(app: object) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a free loopback port; yield its base URL."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                           timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=server.run, name="view-test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

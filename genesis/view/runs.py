@@ -80,6 +80,7 @@ class RunView:
         self.counter = QueryCounter()
         self.feed = Feed(self)
         self._refresh_lock = asyncio.Lock()
+        self._loaded = False  # the series has been filled once (that first read is no news)
 
     async def open(self) -> None:
         """Open the store."""
@@ -102,7 +103,7 @@ class RunView:
         Returns the update sent to live subscribers, or None when nothing was added.
         """
         async with self._refresh_lock:
-            added, newest = 0, []
+            news, added, newest = self._loaded, 0, []
             async with self.queries() as q:
                 while True:
                     rows = await q.programs_after(self.series.last_seq, _CHUNK)
@@ -111,10 +112,12 @@ class RunView:
                     newest = (newest + rows)[-_NEW_ROWS:]
                     if len(rows) < _CHUNK:
                         break
+                self._loaded = True
                 if not added:
                     return None
                 update = await self._update(q, added, newest)
-        self.feed.publish(update)
+        if news:
+            self.feed.publish(update)
         return update
 
     async def _update(self, q: ViewQueries, added: int, new: list[ProgramRow]) -> Update:
