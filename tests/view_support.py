@@ -32,12 +32,13 @@ def program(rng: random.Random, parent: Program | None, index: int, **fields: ob
     values: dict[str, object] = dict(
         id=f"prog-{index:04d}", code=_code(rng, generation),
         parent_id=parent.id if parent else None, generation=generation,
+        island_idx=parent.island_idx if parent else None,
         combined_score=round(0.5 + 0.05 * generation + rng.random() * 0.3, 4),
         correct=rng.random() < 0.8 or parent is None,
         public_metrics={"sum_radii": rng.random() * 2.6, "valid": 1},
         private_metrics={"eval_seconds": rng.random()},
         text_feedback="fine" if rng.random() < 0.5 else "",
-        timestamp=time.time() - 600 + index)
+        timestamp=time.time() - 540 + 9 * index)
     values.update(fields)
     return Program(**values)  # type: ignore[arg-type]
 

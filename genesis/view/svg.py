@@ -156,7 +156,7 @@ _ROW_H, _NODE_W, _PER_ROW = 64, 132, 6
 
 def tree(chain: Sequence[ProgramRow], children: Sequence[ProgramRow]) -> Tree:
     """Lay out an ancestry (oldest first, the focus last) with the focus' children below."""
-    width = max(_NODE_W * min(_PER_ROW, max(1, len(children))) + 40, 360)
+    width = max(_NODE_W * min(_PER_ROW, max(1, len(children))) + 40, 420)
     middle = width / 2
     nodes = [Node(row, middle, 32 + i * _ROW_H, "focus" if i == len(chain) - 1 else "ancestor")
              for i, row in enumerate(chain)]
