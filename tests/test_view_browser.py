@@ -24,8 +24,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from genesis.database import DatabaseConfig, DatabaseURL, create_store
 from genesis.view import create_app
+from genesis.view.server import serve_in_thread
 from tests.factories import make_program
-from tests.view_support import SCRIPT, program, seed_run, serving
+from tests.view_support import SCRIPT, program, seed_run
 
 T = TypeVar("T")
 REQUIRE_BROWSER = os.environ.get("GENESIS_REQUIRE_BROWSER", "") not in ("", "0")
@@ -99,7 +100,7 @@ def test_run_page_plot_program_lineage_and_live_updates(
     if store_url.is_sqlite:  # the page shows the file as it was named: a short, relative path
         monkeypatch.chdir(tmp_path)
         store_url = DatabaseURL.sqlite(Path(store_url.path).name)
-    with serving(create_app(store_url)) as base:
+    with serve_in_thread(create_app(store_url)) as base:
         page = browser.new_page(viewport={"width": 1280, "height": 1000}, bypass_csp=True)
         page.goto(f"{base}/")
         assert page.url == f"{base}/runs/{run}/"
@@ -163,7 +164,7 @@ def test_a_downsampled_plot_counts_every_program(browser: Any, store_url: Databa
         return len(programs)
 
     total = in_thread(fill())
-    with serving(create_app(store_url)) as base:
+    with serve_in_thread(create_app(store_url)) as base:
         page = browser.new_page()
         page.goto(f"{base}/runs/default/")
         assert page.get_attribute("svg.plot", "data-mode") == "buckets"

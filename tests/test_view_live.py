@@ -17,8 +17,9 @@ from genesis.view import create_app
 from genesis.view.live import channel, listen, pg_changes
 from genesis.view.runs import Catalog
 from genesis.view.security import check_bind, cookie_value
+from genesis.view.server import serve_in_thread
 from tests.conftest import new_pg_run_url
-from tests.view_support import program, seed_run, serving
+from tests.view_support import program, seed_run
 
 
 async def _add(url: DatabaseURL, parent_id: str, program_id: str) -> None:
@@ -68,7 +69,7 @@ async def _events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, Any]]:
 async def test_server_sent_events_bring_a_new_program(store_url: DatabaseURL) -> None:
     info = await seed_run(store_url, count=20)
     app = create_app(store_url)
-    with serving(app) as base:
+    with serve_in_thread(app) as base:
         async with httpx.AsyncClient(base_url=base, timeout=10) as http, http.stream(
                 "GET", f"/api/runs/{store_url.run}/events") as response:
             assert response.headers["content-type"].startswith("text/event-stream")

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import random
-import threading
 import time
-from collections.abc import Iterator
 
 from genesis.database import (
     AsyncProgramDatabase,
@@ -69,24 +66,3 @@ async def seed_run(url: DatabaseURL, count: int = 60, seed: int = 3) -> dict[str
             "best": best.id if best else None, "programs": summary["programs"],
             "correct": summary["correct"]}
 
-
-@contextlib.contextmanager
-def serving(app: object) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn on a free loopback port; yield its base URL."""
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                           timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, name="view-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)

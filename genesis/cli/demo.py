@@ -8,6 +8,7 @@ import io
 import sys
 
 from genesis.cli.progress import Progress
+from genesis.cli.view import view_command
 from genesis.database import AsyncProgramDatabase, DatabaseConfig
 from genesis.database.display import format_summary
 from genesis.workload import Evaluator, ProgrammaticMutator
@@ -78,4 +79,5 @@ async def run_demo(args: argparse.Namespace) -> int:
     if best is not None:
         print(f"\nbest program ({best.id}, score {best.combined_score:.4f}):\n")
         print(best.code)
+    print(f"\nsee the run in a browser: {view_command(db.url)}")
     return 0

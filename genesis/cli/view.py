@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
+from dataclasses import replace
 
 from genesis.database.errors import ConfigurationError
-from genesis.database.url import resolve_url
+from genesis.database.url import DEFAULT_RUN, DatabaseURL, resolve_url
 from genesis.ops.stores import as_url
 
-__all__ = ["register", "serve"]
+__all__ = ["register", "serve", "view_command"]
 
 EXAMPLES = """\
 examples:
@@ -38,6 +40,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--token", help="access token every request must carry (default: "
                                         "GENESIS_VIEW_TOKEN); required off loopback")
     parser.set_defaults(handler=serve)
+
+
+def view_command(url: DatabaseURL) -> str:
+    """Return the command that serves the view of ``url``'s run (the password left out)."""
+    if url.is_sqlite:
+        return f"genesis view {url}"
+    if os.environ.get("DATABASE_URL"):
+        return f"genesis view --run {url.run}    # the database of DATABASE_URL"
+    command = f"genesis view '{replace(url, run=DEFAULT_RUN)}' --run {url.run}"
+    return command + ("    # with the password instead of ***" if url.password else "")
 
 
 def view_url(host: str = "127.0.0.1", port: int = 8765) -> str:

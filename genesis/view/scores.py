@@ -21,6 +21,8 @@ from genesis.view.queries import ProgramRow
 __all__ = ["Mark", "Plot", "ScoreSeries"]
 
 _NO_ISLAND = -1
+_FINEST = (240, 120)  # (generation, score) bins of the finest bucketed plot
+_MERGE = (1, 2, 3, 4, 6, 8, 12, 20, 40)  # coarser grids: cells merged per side
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,10 @@ class ScoreSeries:
         self.last_seq = 0
         self._size = 0
         self._seq = np.zeros(0, np.int64)
-        self._generation = np.zeros(0, np.int64)
-        self._island = np.zeros(0, np.int32)
+        self._generation = np.zeros(0, np.float64)  # float: it is averaged and binned
+        self._island = np.zeros(0, np.int64)
         self._score = np.zeros(0, np.float64)
-        self._correct = np.zeros(0, np.bool_)
+        self._correct = np.zeros(0, np.int64)  # 0 or 1: it enters bucket keys
         self._timestamp = np.zeros(0, np.float64)
         self._best_by_generation: dict[int, float] = {}
         self._cache: tuple[tuple[int, int], Plot] | None = None
@@ -125,30 +127,35 @@ class ScoreSeries:
                 line.append((generation, score))
         return line
 
-    def plot(self, max_points: int = 2000, bins: tuple[int, int] = (120, 60)) -> Plot:
-        """Return the plot, with one mark per program or per bucket (memoised per size)."""
+    def plot(self, max_points: int = 2000) -> Plot:
+        """Return the plot, with one mark per program or per bucket (memoised per size).
+
+        Buckets are made coarser until there are at most ``max_points`` of them.
+        """
         key = (self._size, max_points)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
         n = self._size
-        scored = ~np.isnan(self._score[:n])
-        generation, score = self._generation[:n][scored], self._score[:n][scored]
-        island, correct = self._island[:n][scored], self._correct[:n][scored]
+        generation, score = self._generation[:n], self._score[:n]
+        island, correct, seq = self._island[:n], self._correct[:n], self._seq[:n]
+        scored = ~np.isnan(score)
+        if not scored.all():
+            generation, score, island, correct, seq = (
+                a[scored] for a in (generation, score, island, correct, seq))
         if len(score):
             generations = (int(generation.min()), int(generation.max()))
             scores = (float(score.min()), float(score.max()))
         else:
             generations, scores = (0, 0), (0.0, 0.0)
         if len(score) <= max_points:
-            seq = self._seq[:n][scored]
             marks = [Mark(float(g), float(s), int(i), bool(c), 1, int(q)) for g, s, i, c, q
                      in zip(generation, score, island, correct, seq, strict=True)]
             mode = "points"
         else:
-            marks = _buckets(generation, score, island, correct, generations, scores, bins)
+            marks = _buckets(generation, score, island, correct, generations, scores, max_points)
             mode = "buckets"
         plot = Plot(mode, len(score), int(n - len(score)), marks, self.best_line(),
-                    generations, scores, sorted({int(i) for i in np.unique(island)}))
+                    generations, scores, sorted({m.island for m in marks}))
         self._cache = (key, plot)
         return plot
 
@@ -161,22 +168,40 @@ def _bin(values: np.ndarray, low: float, high: float, count: int) -> np.ndarray:
 
 def _buckets(generation: np.ndarray, score: np.ndarray, island: np.ndarray,
              correct: np.ndarray, generations: tuple[int, int], scores: tuple[float, float],
-             bins: tuple[int, int]) -> list[Mark]:
-    """Bin programs by (generation, score, island, correct); one mark per non-empty bin."""
+             max_marks: int) -> list[Mark]:
+    """Bin programs by (generation, score, island, correct); one mark per non-empty bin.
+
+    Programs are binned once on the finest grid; coarser grids merge its non-empty cells,
+    until at most ``max_marks`` remain.
+    """
     span = generations[1] - generations[0] + 1
-    generation_bins = min(bins[0], span)
-    gx = _bin(generation.astype(np.float64), generations[0], generations[0] + span,
-              generation_bins)
-    sy = _bin(score, scores[0], scores[1] + 1e-12 * max(1.0, abs(scores[1])), bins[1])
-    codes, island_index = np.unique(island, return_inverse=True)
-    key = ((gx * bins[1] + sy) * len(codes) + island_index) * 2 + correct.astype(np.int64)
-    size = generation_bins * bins[1] * len(codes) * 2
-    counts = np.bincount(key, minlength=size)
-    mean_generation = np.bincount(key, weights=generation, minlength=size)
-    mean_score = np.bincount(key, weights=score, minlength=size)
-    marks = []
-    for k in np.flatnonzero(counts):
-        c = int(counts[k])
-        marks.append(Mark(float(mean_generation[k] / c), float(mean_score[k] / c),
-                          int(codes[(k // 2) % len(codes)]), bool(k % 2), c))
-    return marks
+    columns = min(_FINEST[0], span)
+    gx = _bin(generation, generations[0], generations[0] + span, columns)
+    sy = _bin(score, scores[0], scores[1] + 1e-12 * max(1.0, abs(scores[1])), _FINEST[1])
+    low, high = int(island.min()), int(island.max())
+    if high - low < 64:  # island numbers are small: index them directly
+        codes, island_index = np.arange(low, high + 1), island - low
+    else:
+        codes, island_index = np.unique(island, return_inverse=True)
+    key = ((gx * _FINEST[1] + sy) * len(codes) + island_index) * 2 + correct
+    size = columns * _FINEST[1] * len(codes) * 2
+    all_counts = np.bincount(key, minlength=size)
+    cells = np.flatnonzero(all_counts)
+    counts = all_counts[cells]
+    generation_sums = np.bincount(key, weights=generation, minlength=size)[cells]
+    score_sums = np.bincount(key, weights=score, minlength=size)[cells]
+    ok, rest = cells % 2, cells // 2
+    isl, rest = rest % len(codes), rest // len(codes)
+    cell_sy, cell_gx = rest % _FINEST[1], rest // _FINEST[1]
+    for factor in _MERGE:
+        merged = (((cell_gx // factor) * _FINEST[1] + cell_sy // factor) * len(codes) + isl) * 2 \
+            + ok
+        groups, inverse = np.unique(merged, return_inverse=True)
+        if len(groups) <= max_marks or factor == _MERGE[-1]:
+            break
+    n = np.bincount(inverse, weights=counts)
+    g = np.bincount(inverse, weights=generation_sums) / n
+    s = np.bincount(inverse, weights=score_sums) / n
+    return [Mark(gi, si, int(codes[(k // 2) % len(codes)]), bool(k % 2), int(ni))
+            for gi, si, k, ni in zip(g.tolist(), s.tolist(), groups.tolist(), n.tolist(),
+                                     strict=True)]
