@@ -73,7 +73,7 @@ async def overview(run: RunView, before: int | None = None, limit: int = PAGE) -
     last = meta.get("last_iteration")
     return Overview(run.name, sum(i.programs for i in islands), sum(i.correct for i in islands),
                     best or (top[0] if top else None), islands, top, archive, recent[:limit],
-                    recent[limit - 1].seq if len(recent) > limit else None,
+                    recent[limit - 1].seq if 0 < limit < len(recent) else None,
                     int(float(last)) if last else None, run.series.rate(time.time()),
                     run.series.plot(), run.series.last_seq)
 

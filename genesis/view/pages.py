@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from starlette.exceptions import HTTPException
@@ -71,7 +72,8 @@ async def index(request: Request) -> Response:
     """The run list of a PostgreSQL database, or the one run served."""
     catalog = catalog_of(request)
     if catalog.default_run is not None:
-        return RedirectResponse(f"/runs/{catalog.default_run}/", 307)
+        root = request.scope.get("root_path", "")
+        return RedirectResponse(f"{root}/runs/{catalog.default_run}/", 307)
     return _page(request, "runs.html", None, runs=await catalog.listing())
 
 
@@ -120,7 +122,8 @@ async def program_at(request: Request) -> Response:
         program_id = await q.id_at(int(request.path_params["seq"]))
     if program_id is None:
         raise HTTPException(404, "no such program")
-    return RedirectResponse(f"/runs/{run.name}/programs/{program_id}", 303)
+    root = request.scope.get("root_path", "")
+    return RedirectResponse(f"{root}/runs/{run.name}/programs/{quote(program_id)}", 303)
 
 
 async def compare_page(request: Request) -> Response:
