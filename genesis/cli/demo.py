@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import io
 import sys
 
@@ -79,5 +80,6 @@ async def run_demo(args: argparse.Namespace) -> int:
     if best is not None:
         print(f"\nbest program ({best.id}, score {best.combined_score:.4f}):\n")
         print(best.code)
-    print(f"\nsee the run in a browser: {view_command(db.url)}")
+    extra = "" if importlib.util.find_spec("starlette") else ' (after pip install ".[view]")'
+    print(f"\nsee the run in a browser: {view_command(db.url)}{extra}")
     return 0

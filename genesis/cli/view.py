@@ -67,7 +67,8 @@ def serve(args: argparse.Namespace) -> int:
         from genesis.view.security import check_bind
     except ImportError as exc:
         raise ConfigurationError(f"genesis view needs the 'view' extra ({exc.name} is missing): "
-                                 'pip install "genesis-evolve[view]"') from None
+                                 'pip install "genesis-evolve[view]" (".[view]" in a checkout)'
+                                 ) from None
     url = resolve_url() if args.url is None else as_url(args.url)
     token = check_bind(args.host, args.token)
     app = create_app(url, run=args.run, token=token)

@@ -19,7 +19,7 @@ from genesis.view import data
 from genesis.view.runs import Catalog, RunView
 from genesis.view.svg import bars, plot_figure, tree
 
-__all__ = ["int_param", "routes", "run_of"]
+__all__ = ["catalog_of", "int_param", "routes", "run_of", "templates"]
 
 _environment = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from genesis.database.backends import create_store
@@ -52,7 +52,6 @@ class Update:
     new: list[ProgramRow]
     islands: list[IslandRow]
     best: ProgramRow | None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the update as a JSON-ready dict."""
@@ -60,8 +59,7 @@ class Update:
         return {"seq": self.seq, "added": self.added, "new": [r.as_dict() for r in self.new],
                 "programs": sum(i.programs for i in self.islands),
                 "correct": sum(i.correct for i in self.islands),
-                "islands": islands, "best": self.best.as_dict() if self.best else None,
-                **self.extra}
+                "islands": islands, "best": self.best.as_dict() if self.best else None}
 
 
 def view_config() -> DatabaseConfig:
