@@ -1,6 +1,6 @@
 """Run every benchmark of the project; write a markdown report and a chart.
 
-    python -m benchmarks              # everything, full sizes (about 20 minutes)
+    python -m benchmarks              # everything, full sizes (about 45 minutes)
     python -m benchmarks --quick      # everything, small sizes (under two minutes)
 
 Each benchmark prints its own tables (SQLite always, PostgreSQL when reachable,
@@ -33,6 +33,7 @@ SUITE: list[tuple[str, str, list[str], list[str]]] = [
     ("Copy throughput", "benchmarks.copy_run", [],
      ["--rows", "3000", "--small-rows", "1000", "--embedding-rows", "300"]),
     ("Evolution-step throughput vs ShinkaEvolve", "benchmarks.workload", [], ["--quick"]),
+    ("The view vs run size", "benchmarks.view", [], ["--quick"]),
 ]
 # ShinkaEvolve 0.0.7's sample() latency measured on this machine (DESIGN.md).
 SHINKA_SAMPLE_MS = {1000: 29.0, 10_000: 214.0}

@@ -32,6 +32,7 @@ def test_demo_runs_and_a_rerun_continues_the_run(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert "best program" in first.stdout and "island" in first.stdout
     assert "evolving" in first.stderr  # the progress line
+    assert f"genesis view sqlite:///{tmp_path / 'evolution.db'}" in first.stdout
     database = tmp_path / "evolution.db"
     count = sqlite3.connect(database).execute("SELECT COUNT(*) FROM programs").fetchone()[0]
     assert count >= 2 + 12

@@ -1,4 +1,4 @@
-"""The ``genesis`` command line: ``genesis demo`` and ``genesis db ...``.
+"""The ``genesis`` command line: ``genesis demo``, ``genesis db ...`` and ``genesis view``.
 
 Each command group lives in its own module and registers its sub-commands through
 ``register(subparsers)``; a command returns an exit code. A ``GenesisError`` (bad URL,
@@ -21,11 +21,12 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of every ``genesis`` command."""
-    from genesis.cli import db, demo, shinka
+    from genesis.cli import db, demo, shinka, view
 
     parser = argparse.ArgumentParser(
         prog="genesis",
-        description="Genesis program database: run the demo evolution, manage databases.",
+        description="Genesis program database: run the demo evolution, manage databases, "
+                    "view runs.",
     )
     parser.add_argument("--version", action="version", version=f"genesis {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(commands)
     db.register(commands)
     shinka.register(commands)
+    view.register(commands)
     return parser
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import io
 import sys
 
 from genesis.cli.progress import Progress
+from genesis.cli.view import view_command
 from genesis.database import AsyncProgramDatabase, DatabaseConfig
 from genesis.database.display import format_summary
 from genesis.workload import Evaluator, ProgrammaticMutator
@@ -78,4 +80,6 @@ async def run_demo(args: argparse.Namespace) -> int:
     if best is not None:
         print(f"\nbest program ({best.id}, score {best.combined_score:.4f}):\n")
         print(best.code)
+    extra = "" if importlib.util.find_spec("starlette") else ' (after pip install ".[view]")'
+    print(f"\nsee the run in a browser: {view_command(db.url)}{extra}")
     return 0

@@ -204,6 +204,10 @@ class SQLSession(ABC):
         rows = await self._flight((), queries)
         return [query.decode(found) for query, found in zip(queries, rows, strict=True)]
 
+    async def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
+        """Run a query written with ``?`` placeholders and return its rows (for tools)."""
+        return await self._all(self.dialect.sql(sql), params)
+
     # Decoding ----------------------------------------------------------------------------
 
     def _select(self, where: str = "", tail: str = "") -> str:
