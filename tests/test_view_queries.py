@@ -56,9 +56,8 @@ async def _explain(store: ProgramStore, sql: str, params: Sequence[Any]) -> list
     async with store.read() as session:
         if store.url.is_sqlite:
             return [str(r[3]) for r in await session.rows(f"EXPLAIN QUERY PLAN {sql}", params)]
-        conn = session.conn  # type: ignore[attr-defined]
-        cursor = await conn.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        plan = (await cursor.fetchone())[0]
+        rows = await session.rows(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = rows[0][0]
         plan = json.loads(plan) if isinstance(plan, str) else plan
         return _pg_nodes(plan[0]["Plan"])
 
