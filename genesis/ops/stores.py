@@ -26,7 +26,7 @@ from genesis.database.backends.sqlite_schema import (
 from genesis.database.config import DatabaseConfig
 from genesis.database.errors import ConfigurationError, OperationalError, translating
 from genesis.database.protocol import ProgramStore
-from genesis.database.url import DatabaseURL
+from genesis.database.url import DatabaseURL, looks_like_keywords
 
 __all__ = [
     "as_url",
@@ -52,15 +52,15 @@ def ops_config() -> DatabaseConfig:
 
 
 def as_url(value: DatabaseURL | str | os.PathLike[str], setting: str = "URL") -> DatabaseURL:
-    """Return a URL for ``value``: a database URL, or a plain path naming a SQLite file."""
+    """Return a URL for ``value``: a database URL, libpq keywords, or a SQLite file's path."""
     if isinstance(value, DatabaseURL):
         return value
     text = os.fspath(value)
-    if "://" in text:
+    if "://" in text or looks_like_keywords(text):
         return DatabaseURL.parse(text, setting)
     if not text.strip():
         raise ConfigurationError(f"{setting} is empty; expected a database URL or a file path")
-    return DatabaseURL.sqlite(text)
+    return DatabaseURL.sqlite(text, setting)
 
 
 def run_identity(url: DatabaseURL) -> str:
