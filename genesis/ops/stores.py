@@ -91,16 +91,17 @@ async def upgrade_file(url: DatabaseURL) -> tuple[int, int]:
 
 async def postgres_version(url: DatabaseURL) -> int:
     """Return the schema version of an existing PostgreSQL run, or raise if it is missing."""
-    from genesis.database.backends.postgres_connect import connect
+    from genesis.database.backends.postgres_connect import connect, describe_server, server_of
     from genesis.database.backends.postgres_schema import read_version as read_run_version
     from genesis.database.backends.postgres_schema import schema_name
 
     async with await connect(url) as conn:
         with translating(url):
             version = await read_run_version(conn, schema_name(url.run))
+        server = describe_server(server_of(conn))
     if version == 0:
-        raise OperationalError(f"run {url.run!r} does not exist at {url.endpoint} (database "
-                               f"{url.database or '(default)'}); `genesis db runs` lists the runs")
+        raise OperationalError(f"run {url.run!r} does not exist at {server}; "
+                               "`genesis db runs` lists the runs")
     return version
 
 

@@ -396,6 +396,12 @@ class SQLiteStore(StoreBase):
                 conn.execute("ROLLBACK")
             raise
 
+    def describe(self) -> str:
+        """Say where the run lives: the file's absolute path, and how it is read."""
+        how = ", an older schema read as it is" if self.legacy_schema else ""
+        mode = "read-only" if self.read_only else "read-write"
+        return f"SQLite file {Path(self.url.path).resolve()} ({mode}{how})"
+
     async def schema_version(self) -> int:
         """Return the schema version of the file."""
         async with self.read() as session:
