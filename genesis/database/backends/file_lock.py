@@ -54,7 +54,7 @@ class WriterLock:
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             if self._names_locked_file():
-                with contextlib.suppress(FileNotFoundError):
+                with contextlib.suppress(OSError):  # gone already, or not ours to remove
                     os.unlink(self.path)
         except BlockingIOError:
             pass  # another store is writing: the last one to close removes the file
