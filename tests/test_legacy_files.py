@@ -164,12 +164,6 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
         await create_store(DatabaseURL.sqlite(path)).open()
 
 
-async def test_read_only_open_of_a_legacy_file_asks_for_an_upgrade(shinka_copy) -> None:
-    path = shinka_copy(SHINKA_FILES[0])
-    with pytest.raises(SchemaError, match="genesis db upgrade"):
-        await create_store(DatabaseURL.sqlite(path), read_only=True).open()
-
-
 async def test_missing_file_in_read_only_mode(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="not found"):
         await create_store(DatabaseURL.sqlite(tmp_path / "nope.db"), read_only=True).open()

@@ -21,6 +21,7 @@ async def test_backup_then_restore_on_each_backend(store_url: DatabaseURL,
                                                    tmp_path: Path) -> None:
     await populate(store_url, lineage(40))
     file = tmp_path / "backups" / "run.db"
+    file.parent.mkdir()
     result = await backup_run(store_url, file)
     assert (result.programs, result.path) == (41, str(file))
     assert result.method.startswith("sqlite3" if store_url.is_sqlite else "snapshot")

@@ -17,6 +17,7 @@ import pytest
 from genesis.compat.shinka import DatabaseConfig, Program, ProgramDatabase
 from genesis.database import DatabaseConfig as FacadeConfig
 from genesis.database import ProgramDatabase as Facade
+from genesis.database.backends.sqlite_files import read_only_connection
 from tests.conftest import SHINKA_FILES
 from tests.shinka_venv import run_in_shinka
 
@@ -131,6 +132,6 @@ def test_an_upgraded_shinkaevolve_file_keeps_text_embeddings(shinka_copy) -> Non
 
 
 def _has_text_embeddings(path: Path) -> bool:
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+    with read_only_connection(path) as conn:  # leaves no -wal/-shm beside the shared file
         return conn.execute("SELECT COUNT(*) FROM programs WHERE embedding IS NOT NULL "
                             "AND embedding NOT IN ('', '[]')").fetchone()[0] > 0

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import pytest
 
 from genesis.database import ConfigurationError, DatabaseConfig, DatabaseURL, resolve_url
+from genesis.database.errors import OperationalError, translating
+from genesis.ops.stores import as_url
 
 
 @pytest.mark.parametrize(
@@ -148,3 +152,86 @@ def test_a_bad_genesis_run_names_the_variable() -> None:
     with pytest.raises(ConfigurationError, match="GENESIS_RUN"):
         resolve_url(DatabaseConfig(), {"DATABASE_URL": "postgresql://u@h/db",
                                        "GENESIS_RUN": "Bad Name"})
+
+
+SECRET = "p@ss w0rd/Zq9'"  # characters that are encoded differently by each form
+SECRET_FORMS = (SECRET, quote(SECRET, safe=""), quote_plus(SECRET))
+KEYWORD_SECRET = SECRET.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def password_forms(host: str = "db.example", port: int = 5432, user: str = "alice",
+                   database: str = "evo", run: str = "exp_1") -> dict[str, str]:
+    """One server and run, with the password in each form libpq accepts."""
+    encoded = quote(SECRET, safe="")
+    return {
+        "userinfo": f"postgresql://{user}:{encoded}@{host}:{port}/{database}?run={run}",
+        "query": f"postgresql://{user}@{host}:{port}/{database}?password={encoded}&run={run}",
+        "keywords": f"host={host} port = {port} dbname={database} user={user} "
+                    f"password='{KEYWORD_SECRET}' run={run}",
+    }
+
+
+def assert_no_secret(text: str) -> None:
+    """Fail if ``text`` holds the password in any of its spellings."""
+    assert not any(form in text for form in SECRET_FORMS), text
+
+
+@pytest.mark.parametrize("form", ["userinfo", "query", "keywords"])
+def test_every_password_form_is_kept_for_the_driver_and_masked_when_shown(form: str) -> None:
+    url = DatabaseURL.parse(password_forms()[form])
+    assert (url.host, url.port, url.user, url.database, url.run) == (
+        "db.example", 5432, "alice", "evo", "exp_1")
+    assert url.password == SECRET
+    assert DatabaseURL.parse(url.conninfo()).password == SECRET
+    assert str(url) == "postgresql://alice:***@db.example:5432/evo?run=exp_1"
+    for shown in (str(url), repr(url), repr(DatabaseConfig(database_url=password_forms()[form])),
+                  repr(DatabaseConfig(db_path=password_forms()[form]))):
+        assert_no_secret(shown)
+    assert_no_secret(url.redact(f"failed: {' | '.join(SECRET_FORMS)}"))
+
+
+def test_ssl_key_passwords_are_masked_too() -> None:
+    url = DatabaseURL.parse("postgresql://u@h/db?sslpassword=k3y-secret&sslmode=require")
+    assert "k3y-secret" not in str(url) and "sslpassword=***" in str(url)
+    assert "sslpassword=k3y-secret" in url.conninfo()
+    assert url.redact("bad key k3y-secret") == "bad key ***"
+
+
+def test_translated_errors_mask_the_query_password() -> None:
+    url = DatabaseURL.parse(password_forms()["query"])
+    with pytest.raises(OperationalError) as info, translating(url):
+        raise sqlite3.OperationalError(f"boom {SECRET} {quote_plus(SECRET)}")
+    assert_no_secret(str(info.value))
+
+
+def test_keyword_strings_follow_libpq_quoting() -> None:
+    url = DatabaseURL.parse(r"host=/run/pg dbname='my db' user=a\ b options='-c x=1'")
+    assert (url.host, url.database, url.user) == ("/run/pg", "my db", "a b")
+    assert url.options == (("options", "-c x=1"),)
+    assert DatabaseURL.parse(url.conninfo()).host == "/run/pg"
+    assert url.run == "default" and url.port is None
+
+
+@pytest.mark.parametrize("text", [f"host=h password='{KEYWORD_SECRET}",
+                                  f"host=h password {KEYWORD_SECRET}",
+                                  f"host=h port=5x password='{KEYWORD_SECRET}'",
+                                  f"host=h password=a password='{KEYWORD_SECRET}'"])
+def test_malformed_keyword_strings_are_refused_without_echoing_them(text: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        DatabaseURL.parse(text, "DATABASE_URL")
+    assert str(info.value).startswith("DATABASE_URL")
+    assert_no_secret(str(info.value))
+
+
+def test_keyword_strings_are_targets_wherever_a_url_is() -> None:
+    text = password_forms()["keywords"]
+    assert as_url(text, "SRC").is_postgres
+    assert resolve_url(DatabaseConfig(db_path=text), {}).is_postgres
+    assert resolve_url(DatabaseConfig(), {"DATABASE_URL": text}).run == "exp_1"
+    assert as_url("results/run=3.db").is_sqlite  # not a libpq keyword: a file name
+
+
+def test_sqlite_query_options_are_named_not_echoed() -> None:
+    with pytest.raises(ConfigurationError, match=r"got password\)") as info:
+        DatabaseURL.parse(f"sqlite:///a.db?password={quote(SECRET)}")
+    assert_no_secret(str(info.value))

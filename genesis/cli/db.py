@@ -172,6 +172,7 @@ def drop(args: argparse.Namespace) -> int:
 
 def _print_stats(stats: dict[str, Any]) -> None:
     print(f"run            {stats['url']} (schema version {stats['schema_version']})")
+    print(f"location       {stats['location']}")
     print(f"programs       {stats['programs']:,} ({stats['correct']:,} correct, "
           f"{stats['incorrect']:,} incorrect)")
     best = stats["best"]

@@ -65,7 +65,7 @@ async def run_demo(args: argparse.Namespace) -> int:
                             max_seconds=args.seconds, seed=args.seed)
     stream = io.StringIO() if args.quiet else sys.stderr
     async with AsyncProgramDatabase(config) as db, Evaluator(workers=args.eval_workers) as ev:
-        print(f"evolving into {db.url}", file=stream)
+        print(f"evolving into {db.url}: {db.store.describe()}", file=stream)
         with Progress("evolving", total=args.programs, unit="programs", stream=stream,
                       seconds=args.seconds) as progress:
             report = await evolve(db, ProgrammaticMutator(), ev, settings,

@@ -96,6 +96,10 @@ class DatabaseConfig:
             from genesis.database.url import DatabaseURL
 
             values["database_url"] = str(DatabaseURL.parse(self.database_url, "database_url"))
+        if isinstance(self.db_path, str):
+            from genesis.database.url import shown_location
+
+            values["db_path"] = shown_location(self.db_path, "db_path")
         return values
 
     def __repr__(self) -> str:

@@ -368,6 +368,10 @@ class ProgramStore(Protocol):
         """Return the schema version of the database."""
         ...
 
+    def describe(self) -> str:
+        """Say where the run lives: the file, or the server and database it resolved to."""
+        ...
+
     async def stats(self) -> dict[str, Any]:
         """Return backend statistics (pool counters, file or table sizes)."""
         ...

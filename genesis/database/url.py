@@ -4,10 +4,14 @@ Accepted forms::
 
     sqlite:///relative/path.db          sqlite:////absolute/path.db
     postgresql://user:pass@host:5432/db?sslmode=require&run=experiment_1
+    postgresql://user@host/db?password=pass      (libpq's query option)
     postgres://...   postgresql+psycopg://...   (normalised to postgresql://)
+    host=db.example port=5432 dbname=evo user=alice password='s3 cret'   (libpq keywords)
 
-A PostgreSQL URL may name a *run* with ``?run=name``: each run lives in its own schema,
-so many runs share one database without seeing each other. A SQLite run is its file.
+A PostgreSQL URL may name a *run* with ``?run=name`` (``run=name`` in a keyword string):
+each run lives in its own schema, so many runs share one database without seeing each
+other. A SQLite run is its file. Every password form libpq accepts (before ``@``,
+``password=``, ``sslpassword=``) is kept for the driver and masked wherever the URL is shown.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 from genesis.database.errors import ConfigurationError
 
@@ -31,8 +35,10 @@ __all__ = [
     "DEFAULT_DATA_DIR",
     "DEFAULT_RUN",
     "DatabaseURL",
+    "looks_like_keywords",
     "resolve_url",
     "run_name_for_path",
+    "shown_location",
     "validate_run_name",
 ]
 
@@ -52,7 +58,31 @@ _SCHEMES = {
 _RUN_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _RUN_MAX = 40
 _MASK = "***"
+_SECRET_OPTIONS = frozenset({"password", "sslpassword"})
+# libpq's connection keywords: a text starting with one of them and '=' is a keyword string.
+_LIBPQ_KEYWORDS = frozenset({
+    "host", "hostaddr", "port", "dbname", "user", "password", "passfile", "require_auth",
+    "channel_binding", "connect_timeout", "client_encoding", "options", "application_name",
+    "fallback_application_name", "keepalives", "keepalives_idle", "keepalives_interval",
+    "keepalives_count", "tcp_user_timeout", "replication", "gssencmode", "sslmode",
+    "requiressl", "sslcompression", "sslcert", "sslkey", "sslpassword", "sslcertmode",
+    "sslrootcert", "sslcrl", "sslcrldir", "sslsni", "requirepeer", "ssl_min_protocol_version",
+    "ssl_max_protocol_version", "krbsrvname", "gsslib", "gssdelegation", "service",
+    "target_session_attrs", "load_balance_hosts",
+})
+_KEYWORD_START = re.compile(r"\s*([a-z_]+)\s*=")
+# keyword = value, the value 'single quoted' or bare; a backslash escapes the next character.
+_KEYWORD_PAIR = re.compile(
+    r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?:'((?:[^'\\]|\\.)*)'|(?!')((?:[^\s\\]|\\.)*))"
+    r"(?:\s+|$)", re.S)
+_ESCAPED = re.compile(r"\\(.)", re.S)
 log = logging.getLogger("genesis.database")
+
+
+def looks_like_keywords(text: str) -> bool:
+    """True when ``text`` is a libpq keyword/value string (``host=... dbname=...``)."""
+    match = _KEYWORD_START.match(text)
+    return match is not None and match.group(1) in _LIBPQ_KEYWORDS
 
 
 def validate_run_name(name: str, setting: str = "run name") -> str:
@@ -67,7 +97,7 @@ def validate_run_name(name: str, setting: str = "run name") -> str:
 
 @dataclass(frozen=True)
 class DatabaseURL:
-    """A parsed database URL whose ``str()`` and ``repr()`` never show the password."""
+    """A parsed database URL whose ``str()`` and ``repr()`` never show a password."""
 
     backend: str
     path: str = ""
@@ -79,6 +109,8 @@ class DatabaseURL:
     options: tuple[tuple[str, str], ...] = ()
     run: str = DEFAULT_RUN
     run_named: bool = field(default=False, compare=False)  # the URL itself named the run
+    setting: str = field(default="database URL", compare=False)  # where it came from
+    creates_folder: bool = field(default=False, compare=False)  # SQLite: make its folder
 
     @classmethod
     def parse(cls, text: str, setting: str = "DATABASE_URL") -> DatabaseURL:
@@ -87,11 +119,13 @@ class DatabaseURL:
             raise ConfigurationError(f"{setting} is empty; expected sqlite:///path.db or "
                                      "postgresql://user@host:5432/db")
         text = text.strip()
+        if looks_like_keywords(text):
+            return cls._parse_keywords(text, setting)
         scheme, sep, _ = text.partition("://")
         if not sep:
             raise ConfigurationError(
-                f"{setting} has no scheme: expected sqlite:///path.db or "
-                "postgresql://user@host:5432/db"
+                f"{setting} has no scheme: expected sqlite:///path.db, "
+                "postgresql://user@host:5432/db or libpq keywords (host=... dbname=...)"
             )
         backend = _SCHEMES.get(scheme.lower())
         if backend is None:
@@ -113,50 +147,87 @@ class DatabaseURL:
             )
         location, _, query = rest[1:].partition("?")
         if query:
+            names = ", ".join(key for key, _ in parse_qsl(query, keep_blank_values=True))
             raise ConfigurationError(f"{setting}: SQLite URLs take no query options "
-                                     f"(got {query!r}); a SQLite run is its file")
+                                     f"(got {names or '?'}); a SQLite run is its file")
         path = unquote(location)
         if not path or path == ":memory:":
             raise ConfigurationError(f"{setting}: a SQLite URL needs a file path "
                                      "(in-memory databases cannot be shared by connections)")
-        return cls(backend="sqlite", path=path)
+        return cls(backend="sqlite", path=path, setting=setting)
 
     @classmethod
     def _parse_postgres(cls, text: str, setting: str) -> DatabaseURL:
-        password_hint = _password_of(text)
         try:
             parts = urlsplit(text)
             port = parts.port
         except ValueError as exc:
-            message = str(exc).replace(password_hint, _MASK) if password_hint else str(exc)
+            message = _masked(str(exc), _secrets_of(text))
             raise ConfigurationError(f"{setting}: malformed PostgreSQL URL ({message}); "
                                      "the port must be a number from 1 to 65535") from None
-        options = parse_qsl(parts.query, keep_blank_values=True)
+        database = unquote(parts.path.lstrip("/"))
+        if "/" in database:
+            raise ConfigurationError(f"{setting}: the database name may not contain '/'")
+        return cls._postgres(setting, host=unquote(parts.hostname or ""), port=port,
+                             user=unquote(parts.username or ""),
+                             password=unquote(parts.password or ""), database=database,
+                             options=parse_qsl(parts.query, keep_blank_values=True))
+
+    @classmethod
+    def _parse_keywords(cls, text: str, setting: str) -> DatabaseURL:
+        """Parse a libpq keyword/value string; errors never show its text."""
+        pairs, position = [], 0
+        while position < len(text):
+            match = _KEYWORD_PAIR.match(text, position)
+            if match is None:
+                raise ConfigurationError(
+                    f"{setting}: malformed keyword/value connection string at character "
+                    f"{position + 1}: expected keyword=value or keyword='quoted value'")
+            value = match.group(2) if match.group(2) is not None else match.group(3)
+            pairs.append((match.group(1), _ESCAPED.sub(r"\1", value)))
+            position = match.end()
+        named = {key: value for key, value in pairs if key in ("host", "port", "user", "dbname")}
+        port = named.get("port", "")
+        if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise ConfigurationError(f"{setting}: option 'port' must be a number from 1 to 65535")
+        return cls._postgres(setting, host=named.get("host", ""),
+                             port=int(port) if port else None, user=named.get("user", ""),
+                             password="", database=named.get("dbname", ""),
+                             options=[pair for pair in pairs if pair[0] not in named])
+
+    @classmethod
+    def _postgres(cls, setting: str, *, host: str, port: int | None, user: str, password: str,
+                  database: str, options: list[tuple[str, str]]) -> DatabaseURL:
+        """Build a PostgreSQL URL: the run and a ``password`` option taken out of options."""
+        passwords = [value for key, value in options if key == "password"]
+        if passwords and (password or len(passwords) > 1):
+            raise ConfigurationError(f"{setting} gives the password more than once; give it "
+                                     "once (before '@' or as password=)")
         runs = [value for key, value in options if key == "run"]
         if len(runs) > 1:
             raise ConfigurationError(f"{setting} names the run {len(runs)} times "
                                      f"({', '.join(map(repr, runs))}); give ?run= once")
         run = validate_run_name(runs[0], f"{setting} option 'run'") if runs else DEFAULT_RUN
-        kept = [(key, value) for key, value in options if key != "run"]
-        database = unquote(parts.path.lstrip("/"))
-        if "/" in database:
-            raise ConfigurationError(f"{setting}: the database name may not contain '/'")
         return cls(
             backend="postgresql",
-            host=unquote(parts.hostname or ""),
+            host=host,
             port=port,
-            user=unquote(parts.username or ""),
-            password=unquote(parts.password or ""),
+            user=user,
+            password=passwords[0] if passwords else password,
             database=database,
-            options=tuple(kept),
+            options=tuple((key, value) for key, value in options
+                          if key not in ("run", "password")),
             run=run,
             run_named=bool(runs),
+            setting=setting,
         )
 
     @classmethod
-    def sqlite(cls, path: str | os.PathLike[str]) -> DatabaseURL:
-        """Build a SQLite URL for a file path."""
-        return cls(backend="sqlite", path=os.fspath(path))
+    def sqlite(cls, path: str | os.PathLike[str], setting: str = "SQLite file", *,
+               creates_folder: bool = False) -> DatabaseURL:
+        """Build a SQLite URL for a file path (``creates_folder``: make a missing folder)."""
+        return cls(backend="sqlite", path=os.fspath(path), setting=setting,
+                   creates_folder=creates_folder)
 
     @property
     def is_sqlite(self) -> bool:
@@ -173,9 +244,9 @@ class DatabaseURL:
         """Host and port (or the file path): what to name in an error message."""
         if self.is_sqlite:
             return self.path
-        host = self.host or os.environ.get("PGHOST", "localhost")
+        host = self.host or os.environ.get("PGHOST") or os.environ.get("PGHOSTADDR")
         port = self.port or os.environ.get("PGPORT", "5432")
-        return f"{host}:{port}"
+        return f"{host}:{port}" if host else f"the local socket, port {port}"
 
     def with_run(self, run: str) -> DatabaseURL:
         """Return a copy of this URL that selects another run."""
@@ -187,48 +258,72 @@ class DatabaseURL:
         """Return the libpq URL for the driver, password included: never log it."""
         if not self.is_postgres:
             raise ConfigurationError("conninfo() is only defined for PostgreSQL URLs")
-        return self._render(self.password, include_run=False)
+        return self._render(masked=False)
 
     def redact(self, text: str) -> str:
-        """Return ``text`` with every occurrence of the password masked."""
-        if self.password and self.password in text:
-            text = text.replace(self.password, _MASK)
-        encoded = quote(self.password, safe="")
-        if self.password and encoded in text:
-            text = text.replace(encoded, _MASK)
-        return text
+        """Return ``text`` with every secret of this URL masked (as typed or URL-encoded)."""
+        secrets = [self.password, *(value for key, value in self.options
+                                    if key in _SECRET_OPTIONS)]
+        return _masked(text, secrets)
 
-    def _render(self, password: str, include_run: bool) -> str:
+    def _render(self, masked: bool) -> str:
         auth = quote(self.user, safe="")
-        if password:
-            auth += ":" + (password if password == _MASK else quote(password, safe=""))
+        if self.password:
+            auth += ":" + (_MASK if masked else quote(self.password, safe=""))
         netloc = f"{auth}@" if auth else ""
-        host = self.host
-        if ":" in host:
-            host = f"[{host}]"
-        netloc += host
+        # An IPv6 address goes in brackets; a socket folder (host=/run/postgresql) is encoded.
+        netloc += f"[{self.host}]" if ":" in self.host else quote(self.host, safe=",")
         if self.port is not None:
             netloc += f":{self.port}"
         options = list(self.options)
-        if include_run and self.run != DEFAULT_RUN:
+        if masked and self.run != DEFAULT_RUN:
             options.append(("run", self.run))
-        query = f"?{urlencode(options)}" if options else ""
-        return f"postgresql://{netloc}/{quote(self.database, safe='')}{query}"
+        query = "&".join(
+            f"{quote_plus(key)}="
+            f"{_MASK if masked and key in _SECRET_OPTIONS else quote_plus(value)}"
+            for key, value in options)
+        return f"postgresql://{netloc}/{quote(self.database, safe='')}" + \
+            (f"?{query}" if query else "")
 
     def __str__(self) -> str:
         if self.is_sqlite:
             return f"sqlite:///{self.path}"
-        return self._render(_MASK if self.password else "", include_run=True)
+        return self._render(masked=True)
 
     def __repr__(self) -> str:
         return f"DatabaseURL({str(self)!r})"
 
 
-def _password_of(text: str) -> str:
-    """Best-effort extraction of the password from a URL that may not parse."""
-    netloc = text.split("://", 1)[-1].split("/", 1)[0]
-    userinfo = netloc.rpartition("@")[0]
-    return userinfo.partition(":")[2]
+def _masked(text: str, secrets: list[str]) -> str:
+    """Mask each secret in ``text``, as typed and in its URL-encoded forms."""
+    for secret in filter(None, secrets):
+        for form in dict.fromkeys((secret, quote(secret, safe=""), quote_plus(secret))):
+            text = text.replace(form, _MASK)
+    return text
+
+
+def _secrets_of(text: str) -> list[str]:
+    """Best-effort extraction of the secrets of a URL that may not parse."""
+    netloc, _, query = text.split("://", 1)[-1].partition("?")
+    userinfo = netloc.split("/", 1)[0].rpartition("@")[0]
+    options = parse_qsl(query, keep_blank_values=True)
+    return [userinfo.partition(":")[2],
+            *(value for key, value in options if key in _SECRET_OPTIONS)]
+
+
+def shown_location(text: str, setting: str) -> str:
+    """Return a configured location as people may see it: a URL masked, a file path as is."""
+    if not _is_url(text.strip()):
+        return text
+    try:
+        return str(DatabaseURL.parse(text, setting))
+    except ConfigurationError:
+        return "(a malformed URL, not shown)"
+
+
+def _is_url(text: str) -> bool:
+    """True when ``text`` names a database by URL or libpq keywords, not by file path."""
+    return "://" in text or looks_like_keywords(text)
 
 
 def run_name_for_path(path: str | os.PathLike[str]) -> str:
@@ -259,6 +354,8 @@ def resolve_url(
     ``GENESIS_RUN``, else the URL's ``?run=``; when ``DATABASE_URL`` selects PostgreSQL for a
     caller that also gave a ``db_path`` (a legacy runner), the run is derived from that path
     (:func:`run_name_for_path`) so that different results folders never share a run.
+    The folder of the default file and of a plain ``db_path`` (as ShinkaEvolve does) is
+    created when missing; the folder of a file a URL names must exist.
     """
     env = os.environ if environ is None else environ
     explicit_url = getattr(config, "database_url", None)
@@ -266,22 +363,24 @@ def resolve_url(
     db_path = os.fspath(db_path) if db_path else None
     if explicit_url:
         url = DatabaseURL.parse(explicit_url, "database_url")
-    elif db_path and "://" in db_path:
+    elif db_path and _is_url(db_path):
         url = DatabaseURL.parse(db_path, "db_path")
     elif env.get("DATABASE_URL"):
         url = DatabaseURL.parse(env["DATABASE_URL"], "DATABASE_URL")
     elif db_path:
-        url = DatabaseURL.sqlite(db_path)
+        url = DatabaseURL.sqlite(db_path, "db_path", creates_folder=True)
     else:
+        setting = "GENESIS_DATA_DIR" if env.get("GENESIS_DATA_DIR") else "the default data folder"
         data_dir = env.get("GENESIS_DATA_DIR") or DEFAULT_DATA_DIR
-        url = DatabaseURL.sqlite(Path(data_dir) / DEFAULT_SQLITE_FILE)
+        url = DatabaseURL.sqlite(Path(data_dir) / DEFAULT_SQLITE_FILE, setting,
+                                 creates_folder=True)
     if not url.is_postgres:
         return url
     if getattr(config, "run_name", None):
         return url.with_run(validate_run_name(config.run_name, "DatabaseConfig.run_name"))
     if env.get("GENESIS_RUN"):
         return url.with_run(validate_run_name(env["GENESIS_RUN"], "GENESIS_RUN"))
-    if not url.run_named and db_path and "://" not in db_path:
+    if not url.run_named and db_path and not _is_url(db_path):
         url = url.with_run(run_name_for_path(db_path))
         log.info("run %r chosen from db_path %s on %s", url.run, db_path, url.endpoint)
     return url

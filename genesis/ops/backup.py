@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from genesis.database.backends.sqlite_schema import connect_file
+from genesis.database.backends.sqlite_files import prepare_folder, read_only_connection
 from genesis.database.errors import ConfigurationError, translating
 from genesis.database.url import DatabaseURL
 from genesis.ops.copy import DEFAULT_BATCH_SIZE, CopyResult, copy_run
@@ -55,13 +55,12 @@ class BackupResult:
 
 def _online_backup(source: Path, target: Path) -> None:
     """Copy a SQLite database page by page in one step (one consistent read transaction)."""
-    reader = connect_file(source, read_only=True)
-    writer = sqlite3.connect(target)
-    try:
-        reader.backup(writer)
-    finally:
-        writer.close()
-        reader.close()
+    with read_only_connection(source) as reader:
+        writer = sqlite3.connect(target)
+        try:
+            reader.backup(writer)
+        finally:
+            writer.close()
 
 
 def _seal(path: Path) -> None:
@@ -73,11 +72,11 @@ def _seal(path: Path) -> None:
         conn.close()
 
 
-def _backup_file(value: str | os.PathLike[str]) -> Path:
+def _backup_file(value: str | os.PathLike[str]) -> DatabaseURL:
     url = as_url(value, "FILE")
     if not url.is_sqlite:
         raise ConfigurationError(f"FILE must be a SQLite file path, got {url}")
-    return Path(url.path)
+    return url
 
 
 async def backup_run(
@@ -90,20 +89,21 @@ async def backup_run(
 ) -> BackupResult:
     """Write a consistent snapshot of a run into a new SQLite file at ``path``."""
     url = as_url(source)
-    target = _backup_file(path)
-    if run_identity(url) == run_identity(DatabaseURL.sqlite(target)):
+    target_url = _backup_file(path)
+    target = Path(target_url.path)
+    if run_identity(url) == run_identity(target_url):
         raise RefusedError(f"the backup file {target} is the database itself")
     if target.exists():
         if not force:
             raise RefusedError(f"{target} exists; use --force to overwrite it")
-        sqlite_version(DatabaseURL.sqlite(target))  # only a program database is overwritten
+        sqlite_version(target_url)  # only a program database is overwritten
     started = time.monotonic()
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    prepare_folder(target_url)
     remove_sqlite_files(partial)
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
         if url.is_sqlite:
-            async with open_source(url) as store:  # checks the file, upgrades a legacy one
+            async with open_source(url) as store:  # checks the file; changes nothing in it
                 with translating(url):
                     await asyncio.to_thread(_online_backup, Path(store.url.path), partial)
             method = "sqlite3 online backup"
@@ -132,5 +132,5 @@ async def restore_run(
     progress: Progress | None = None,
 ) -> CopyResult:
     """Copy a backup file into a run (refusing a non-empty run unless ``force``)."""
-    return await copy_run(DatabaseURL.sqlite(_backup_file(path)), as_url(destination, "DST"),
+    return await copy_run(_backup_file(path), as_url(destination, "DST"),
                           force=force, batch_size=batch_size, progress=progress)

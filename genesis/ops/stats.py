@@ -2,7 +2,8 @@
 
 Everything comes from indexed queries and the island counters, read in one snapshot, plus
 the backend's own statistics (file sizes for SQLite; pool counters, table and index sizes
-for PostgreSQL).
+for PostgreSQL) and where the run lives (for PostgreSQL: the server, database and user the
+URL resolved to, libpq's defaults and ``PG*`` variables included). Nothing is written.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ async def run_stats(url: DatabaseURL | str) -> dict[str, Any]:
             _, last_activity = await reader.count_and_last_timestamp()
         version = await store.schema_version()
         storage = await store.stats()
+        location = store.describe()
     return {
         "url": str(url),
+        "location": location,
         "backend": url.backend,
         "schema_version": version,
         "programs": totals.programs,

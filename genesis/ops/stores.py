@@ -1,15 +1,15 @@
 """Opening the runs an operation works on: sources are never created, destinations may be.
 
 A source is opened read-only and must exist: a missing SQLite file or PostgreSQL run is an
-error, never silently created. A ShinkaEvolve file (or an older Genesis file) is upgraded
-in place first, as any Genesis open does; the upgrade adds tables and columns and rewrites
-no row. A destination is opened read-write and created if missing.
+error, never silently created. Nothing in a source changes, not one byte of a SQLite file: a
+ShinkaEvolve file (or an older Genesis file) is read as it is, and only ``genesis db upgrade``
+upgrades it. A destination is opened read-write and created if missing (the folder of a
+SQLite destination must exist).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,16 +17,12 @@ from pathlib import Path
 
 from genesis.database.backends import create_store
 from genesis.database.backends.file_lock import WriterLock
-from genesis.database.backends.sqlite_schema import (
-    SCHEMA_VERSION,
-    connect_file,
-    prepare_file,
-    read_version,
-)
+from genesis.database.backends.sqlite_files import read_only_connection
+from genesis.database.backends.sqlite_schema import prepare_file, read_version
 from genesis.database.config import DatabaseConfig
 from genesis.database.errors import ConfigurationError, OperationalError, translating
 from genesis.database.protocol import ProgramStore
-from genesis.database.url import DatabaseURL
+from genesis.database.url import DatabaseURL, looks_like_keywords
 
 __all__ = [
     "as_url",
@@ -42,7 +38,6 @@ __all__ = [
     "upgrade_file",
 ]
 
-log = logging.getLogger("genesis.ops")
 _SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
@@ -52,15 +47,15 @@ def ops_config() -> DatabaseConfig:
 
 
 def as_url(value: DatabaseURL | str | os.PathLike[str], setting: str = "URL") -> DatabaseURL:
-    """Return a URL for ``value``: a database URL, or a plain path naming a SQLite file."""
+    """Return a URL for ``value``: a database URL, libpq keywords, or a SQLite file's path."""
     if isinstance(value, DatabaseURL):
         return value
     text = os.fspath(value)
-    if "://" in text:
+    if "://" in text or looks_like_keywords(text):
         return DatabaseURL.parse(text, setting)
     if not text.strip():
         raise ConfigurationError(f"{setting} is empty; expected a database URL or a file path")
-    return DatabaseURL.sqlite(text)
+    return DatabaseURL.sqlite(text, setting)
 
 
 def run_identity(url: DatabaseURL) -> str:
@@ -83,12 +78,8 @@ def existing_file(url: DatabaseURL) -> Path:
 def sqlite_version(url: DatabaseURL) -> int:
     """Return the schema version of an existing SQLite file, read without writing to it."""
     path = existing_file(url)
-    with translating(url):
-        conn = connect_file(path, read_only=True)
-        try:
-            return read_version(conn)
-        finally:
-            conn.close()
+    with translating(url), read_only_connection(path) as conn:
+        return read_version(conn)
 
 
 async def upgrade_file(url: DatabaseURL) -> tuple[int, int]:
@@ -100,28 +91,27 @@ async def upgrade_file(url: DatabaseURL) -> tuple[int, int]:
 
 async def postgres_version(url: DatabaseURL) -> int:
     """Return the schema version of an existing PostgreSQL run, or raise if it is missing."""
-    from genesis.database.backends.postgres_connect import connect
+    from genesis.database.backends.postgres_connect import connect, describe_server, server_of
     from genesis.database.backends.postgres_schema import read_version as read_run_version
     from genesis.database.backends.postgres_schema import schema_name
 
     async with await connect(url) as conn:
         with translating(url):
             version = await read_run_version(conn, schema_name(url.run))
+        server = describe_server(server_of(conn))
     if version == 0:
-        raise OperationalError(f"run {url.run!r} does not exist at {url.endpoint} (database "
-                               f"{url.database or '(default)'}); `genesis db runs` lists the runs")
+        raise OperationalError(f"run {url.run!r} does not exist at {server}; "
+                               "`genesis db runs` lists the runs")
     return version
 
 
 @asynccontextmanager
 async def open_source(url: DatabaseURL) -> AsyncIterator[ProgramStore]:
-    """Open an existing run read-only (a legacy SQLite file is upgraded in place first)."""
+    """Open an existing run read-only, changing nothing (an older schema is read as it is)."""
     if url.is_postgres:
         await postgres_version(url)
-    elif sqlite_version(url) < SCHEMA_VERSION:
-        before, after = await upgrade_file(url)
-        log.warning("upgraded %s from schema version %d to %d (no row changed)",
-                    url, before, after)
+    else:
+        existing_file(url)
     async with create_store(url, ops_config(), read_only=True) as store:
         yield store
 

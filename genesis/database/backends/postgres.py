@@ -30,7 +30,13 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from genesis.database.backends.base import StoreBase
-from genesis.database.backends.postgres_connect import connect, connection_kwargs, unreachable
+from genesis.database.backends.postgres_connect import (
+    connect,
+    connection_kwargs,
+    describe_server,
+    server_of,
+    unreachable,
+)
 from genesis.database.backends.postgres_runs import RunInfo, drop_run, drop_run_sync, list_runs
 from genesis.database.backends.postgres_schema import (
     SCHEMA_VERSION,
@@ -120,6 +126,7 @@ class PostgresStore(StoreBase):
         super().__init__(url, config, read_only)
         self.schema = schema_name(url.run)
         self.write_retries = 0
+        self.server: dict[str, Any] = {}  # where the connection went: see server_of
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
 
     # Lifecycle ---------------------------------------------------------------------------
@@ -129,6 +136,7 @@ class PostgresStore(StoreBase):
         if self._state != "new":
             return
         async with await connect(self.url, self.config.pool_timeout) as conn:
+            self.server = server_of(conn)
             if self.read_only:
                 with translating(self.url):
                     before = version = await read_version(conn, self.schema)
@@ -272,6 +280,11 @@ class PostgresStore(StoreBase):
 
     # Introspection -----------------------------------------------------------------------
 
+    def describe(self) -> str:
+        """Say where the run lives: server, database and user as libpq resolved them."""
+        server = describe_server(self.server) if self.server else self.url.endpoint
+        return f"PostgreSQL at {server}, run {self.url.run!r} (schema {self.schema})"
+
     async def schema_version(self) -> int:
         """Return the schema version of the run."""
         self._check_open()
@@ -288,6 +301,7 @@ class PostgresStore(StoreBase):
         return {
             "backend": "postgresql",
             "endpoint": self.url.endpoint,
+            "server": self.server,
             "run": self.url.run,
             "schema": self.schema,
             "pool": self._pool.get_stats(),

@@ -3,7 +3,9 @@
 Every connection Genesis opens is in autocommit mode (transactions are explicit) and carries
 an ``application_name`` (``genesis/<run>`` unless the URL sets one), so an administrator
 can tell a run's connections apart in ``pg_stat_activity``. A failure to connect is an
-:class:`OperationalError` naming host and port; the password never appears in it.
+:class:`OperationalError` naming host and port; the password never appears in it. Where a
+connection actually went (a URL without host or database leaves them to libpq's defaults
+and ``PG*`` variables) is read back from the connection: :func:`server_of`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import psycopg
 from genesis.database.errors import OperationalError, translating
 from genesis.database.url import DatabaseURL
 
-__all__ = ["connect", "connection_kwargs", "unreachable"]
+__all__ = ["connect", "connection_kwargs", "describe_server", "server_of", "unreachable"]
 
 
 def connection_kwargs(url: DatabaseURL, timeout: float) -> dict[str, Any]:
@@ -28,6 +30,19 @@ def connection_kwargs(url: DatabaseURL, timeout: float) -> dict[str, Any]:
     if "application_name" not in dict(url.options):
         options["application_name"] = f"genesis/{url.run}"
     return options
+
+
+def server_of(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
+    """Return the host, port, database and user a connection resolved to."""
+    info = conn.info
+    return {"host": info.host, "port": info.port, "database": info.dbname, "user": info.user}
+
+
+def describe_server(server: dict[str, Any]) -> str:
+    """Name a server as :func:`server_of` describes it, e.g. ``127.0.0.1:5432, database x``."""
+    host, port = server["host"], server["port"]
+    where = f"local socket {host}/.s.PGSQL.{port}" if host.startswith("/") else f"{host}:{port}"
+    return f"{where}, database {server['database']}, user {server['user']}"
 
 
 def unreachable(url: DatabaseURL, exc: BaseException) -> OperationalError:

@@ -9,6 +9,11 @@ the write lock is held for the time the SQL takes, not for as long as a busy eve
 needs to come back to the transaction between statements. Concurrent ``add()`` calls are
 group-committed; ``synchronous=FULL`` (the default) makes each commit durable before any
 caller resumes; other processes queue on a lock file, then on the busy timeout.
+
+A read-only store opens the file with ``mode=ro`` and changes nothing in it: an older schema
+is read as it is, through TEMP views (:mod:`~genesis.database.backends.sqlite_legacy`), and
+the ``-wal``/``-shm`` its connections had to create are removed when it closes
+(:mod:`~genesis.database.backends.sqlite_files`).
 """
 
 from __future__ import annotations
@@ -29,10 +34,12 @@ import aiosqlite
 from genesis.database.backends.base import StoreBase
 from genesis.database.backends.file_lock import WriterLock
 from genesis.database.backends.sql import Dialect, SQLSession
+from genesis.database.backends.sqlite_files import WalFiles, file_uri, prepare_folder
+from genesis.database.backends.sqlite_legacy import present_current_schema
 from genesis.database.backends.sqlite_schema import SCHEMA_VERSION, prepare_file, roll_back
 from genesis.database.codec import PROGRAM_COLUMNS, dumps, unpack_embedding
 from genesis.database.config import DatabaseConfig
-from genesis.database.errors import OperationalError, SchemaError, translating
+from genesis.database.errors import OperationalError, translating
 from genesis.database.url import DatabaseURL
 
 __all__ = ["SQLITE", "SQLiteSession", "SQLiteStore"]
@@ -195,8 +202,8 @@ def _pragmas(config: DatabaseConfig, writer: bool) -> list[str]:
         "PRAGMA cache_size = -16000",
         "PRAGMA temp_store = MEMORY",
     ]
-    pragmas.append(f"PRAGMA synchronous = {config.sqlite_synchronous}" if writer
-                   else "PRAGMA query_only = ON")
+    if writer:
+        pragmas.append(f"PRAGMA synchronous = {config.sqlite_synchronous}")
     return pragmas
 
 
@@ -209,15 +216,12 @@ def _open_writer(url: DatabaseURL, config: DatabaseConfig) -> sqlite3.Connection
     return conn
 
 
-async def _open_reader(url: DatabaseURL, config: DatabaseConfig,
-                       read_only: bool) -> aiosqlite.Connection:
-    path = Path(url.path)
-    if read_only:
-        target, options = f"file:{path.resolve().as_posix()}?mode=ro", {"uri": True}
-    else:
-        target, options = str(path), {}
+async def _open_reader(url: DatabaseURL, config: DatabaseConfig, read_only: bool,
+                       legacy: bool) -> aiosqlite.Connection:
+    """Open a reader (``legacy``: an older file read through TEMP views of the current schema)."""
+    target, uri = (file_uri(url.path, "ro"), True) if read_only else (url.path, False)
     conn = aiosqlite.connect(target, isolation_level=None, check_same_thread=False,
-                             timeout=config.busy_timeout, **options)
+                             timeout=config.busy_timeout, uri=uri)
     # A never-closed store must not keep the interpreter alive at exit; readers only read.
     thread = getattr(conn, "_thread", None)
     if thread is not None:
@@ -226,6 +230,9 @@ async def _open_reader(url: DatabaseURL, config: DatabaseConfig,
         await conn
         for pragma in _pragmas(config, writer=False):
             await conn.execute(pragma)
+        if legacy:  # after temp_store (setting it drops TEMP objects), before query_only
+            await present_current_schema(conn)
+        await conn.execute("PRAGMA query_only = ON")
     return conn
 
 
@@ -246,27 +253,27 @@ class SQLiteStore(StoreBase):
         self._all_readers: list[aiosqlite.Connection] = []
         self._write_lock = asyncio.Lock()
         self._writer_lock = WriterLock(Path(url.path))
+        self._wal_files: WalFiles | None = None  # read-only: the -wal/-shm found at open
         self.legacy_embedding = False  # decided at open: see _embedding_text_policy
+        self.legacy_schema = False  # read-only on an older file: read through TEMP views
 
     async def open(self) -> None:
-        """Create or upgrade the file, then connect the writer and the readers."""
+        """Create or upgrade the file (read-only: read it as it is), then connect."""
         if self._state != "new":
             return
         path = Path(self.url.path)
-        if self.read_only and not path.exists():
-            raise OperationalError(f"database file not found: {path}")
-        if not self.read_only:
-            path.parent.mkdir(parents=True, exist_ok=True)
+        if self.read_only:
+            if not path.exists():
+                raise OperationalError(f"database file not found: {path}")
+            self._wal_files = WalFiles(path)
+        else:
+            prepare_folder(self.url)
         with translating(self.url):
             before, version = await asyncio.to_thread(
                 prepare_file, path, read_only=self.read_only,
                 busy_timeout=self.config.busy_timeout,
             )
-        if version < SCHEMA_VERSION:
-            raise SchemaError(
-                f"{self.url} has schema version {version} and needs upgrading to "
-                f"{SCHEMA_VERSION}; open it once without read_only or run `genesis db upgrade`"
-            )
+        self.legacy_schema = version < SCHEMA_VERSION
         self.upgraded_from = before if before != version else None
         try:
             if not self.read_only:
@@ -276,7 +283,8 @@ class SQLiteStore(StoreBase):
                     self._writer_thread, _open_writer, self.url, self.config)
             self._readers = asyncio.Queue()
             for _ in range(self.config.sqlite_readers):
-                reader = await _open_reader(self.url, self.config, self.read_only)
+                reader = await _open_reader(self.url, self.config, self.read_only,
+                                            self.legacy_schema)
                 self._all_readers.append(reader)
                 self._readers.put_nowait(reader)
         except BaseException:
@@ -304,7 +312,6 @@ class SQLiteStore(StoreBase):
         return row is not None and row[0] not in (None, "", "[]")
 
     async def _disconnect(self) -> None:
-        self._writer_lock.close()
         writer, thread, readers = self._writer, self._writer_thread, self._all_readers
         self._writer, self._writer_thread, self._all_readers = None, None, []
         if writer is not None and thread is not None:
@@ -312,9 +319,12 @@ class SQLiteStore(StoreBase):
                 await asyncio.get_running_loop().run_in_executor(thread, writer.close)
         if thread is not None:
             thread.shutdown(wait=False)
+        self._writer_lock.close()
         for conn in readers:
             with contextlib.suppress(Exception):
                 await conn.close()
+        if self._wal_files is not None:
+            await asyncio.to_thread(self._wal_files.remove_if_created)
 
     async def _hop(self, function: Callable[..., T], *args: Any) -> T:
         """Run ``function(writer_connection, *args)`` on the writer thread."""
@@ -377,6 +387,12 @@ class SQLiteStore(StoreBase):
         except BaseException:
             roll_back(conn)
             raise
+
+    def describe(self) -> str:
+        """Say where the run lives: the file's absolute path, and how it is read."""
+        how = ", an older schema read as it is" if self.legacy_schema else ""
+        mode = "read-only" if self.read_only else "read-write"
+        return f"SQLite file {Path(self.url.path).resolve()} ({mode}{how})"
 
     async def schema_version(self) -> int:
         """Return the schema version of the file."""

@@ -5,7 +5,9 @@ brings any of their generations to the common baseline (missing columns and tabl
 step 2 adds what Genesis needs (binary embeddings, the ``source_job_id`` unique index, the
 ``islands`` counters kept exact by triggers, composite indexes). Legacy columns and rows are
 never rewritten. Upgrades run inside ``BEGIN IMMEDIATE`` and re-read the version once the
-write lock is held, so two processes opening one file at once upgrade it exactly once.
+write lock is held, so two processes opening one file at once upgrade it exactly once. Only a
+writable open upgrades: a read-only one reads an older file as it is
+(:mod:`genesis.database.backends.sqlite_legacy`), with the same derivations as the steps.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from genesis.database.backends.sqlite_files import connect_file, read_only_connection
 from genesis.database.codec import pack_embedding
 from genesis.database.errors import (
     DatabaseLockedError,
@@ -25,9 +28,14 @@ from genesis.database.errors import (
 )
 
 __all__ = [
+    "ISLAND_COUNTS",
+    "LEGACY_OPTIONAL_COLUMNS",
+    "LEGACY_TABLES",
     "SCHEMA_VERSION",
     "connect_file",
     "enable_wal",
+    "job_id_of",
+    "legacy_embedding_blob",
     "prepare_file",
     "read_version",
     "roll_back",
@@ -68,7 +76,7 @@ CREATE TABLE IF NOT EXISTS programs (
     system_prompt_id TEXT
 )"""
 # Columns some ShinkaEvolve generations lack, with the definition they are added with.
-_LEGACY_OPTIONAL_COLUMNS = {
+LEGACY_OPTIONAL_COLUMNS = {
     "archive_inspiration_ids": "TEXT",
     "top_k_inspiration_ids": "TEXT",
     "code_diff": "TEXT",
@@ -106,6 +114,9 @@ _LEGACY_TABLES = (
         created_at REAL NOT NULL
     )""",
 )
+# Each legacy table's CREATE statement, by table name.
+LEGACY_TABLES = {ddl.split("(", 1)[0].split()[-1]: ddl
+                 for ddl in (_LEGACY_PROGRAMS, *_LEGACY_TABLES)}
 _LEGACY_INDEXES = (
     "CREATE INDEX IF NOT EXISTS idx_programs_generation ON programs(generation)",
     "CREATE INDEX IF NOT EXISTS idx_programs_timestamp ON programs(timestamp)",
@@ -207,43 +218,56 @@ def read_version(conn: sqlite3.Connection) -> int:
 def _step_legacy_baseline(conn: sqlite3.Connection) -> None:
     conn.execute(_LEGACY_PROGRAMS)
     present = _columns(conn, "programs")
-    for name, definition in _LEGACY_OPTIONAL_COLUMNS.items():
+    for name, definition in LEGACY_OPTIONAL_COLUMNS.items():
         if name not in present:
             conn.execute(f"ALTER TABLE programs ADD COLUMN {name} {definition}")
     for statement in (*_LEGACY_TABLES, *_LEGACY_INDEXES):
         conn.execute(statement)
 
 
+def legacy_embedding_blob(text: object) -> bytes | None:
+    """Return the float64 blob of a JSON-text embedding (None when empty or unreadable)."""
+    if not isinstance(text, str) or text in ("", "[]", "null"):
+        return None
+    try:
+        values = json.loads(text)
+        return pack_embedding(values) if isinstance(values, list) else None
+    except (ValueError, TypeError, RecursionError):
+        return None  # an unreadable legacy embedding stays only in its text column
+
+
+def job_id_of(metadata: str) -> str:
+    """SQL for the ``source_job_id`` in a metadata JSON column: its text or integer, else NULL."""
+    return (f"CASE WHEN json_valid({metadata}) THEN CASE WHEN json_type({metadata}, "
+            f"'$.source_job_id') IN ('text', 'integer') THEN CAST(json_extract({metadata}, "
+            "'$.source_job_id') AS TEXT) END END")
+
+
+# The islands counters, computed from the programs (``{programs}``: the table to count).
+ISLAND_COUNTS = (
+    "SELECT COALESCE(island_idx, -1) AS island_idx, COUNT(*) AS programs, "
+    "SUM(correct != 0) AS correct, MAX(CASE WHEN correct THEN combined_score END) AS best_score "
+    "FROM {programs} GROUP BY 1"
+)
+
+
 def _fill_embeddings(conn: sqlite3.Connection) -> None:
-    rows = conn.execute(
-        "SELECT rowid, embedding FROM programs WHERE embedding IS NOT NULL "
-        "AND embedding NOT IN ('', '[]', 'null')"
-    ).fetchall()
-    updates = []
-    for rowid, text in rows:
-        try:
-            values = json.loads(text)
-            blob = pack_embedding(values) if isinstance(values, list) else None
-        except (ValueError, TypeError):
-            blob = None  # an unreadable legacy embedding stays only in its text column
-        if blob is not None:
-            updates.append((blob, rowid))
+    rows = conn.execute("SELECT rowid, embedding FROM programs WHERE embedding IS NOT NULL")
+    updates = [(blob, rowid) for rowid, text in rows.fetchall()
+               if (blob := legacy_embedding_blob(text)) is not None]
     conn.executemany("UPDATE programs SET embedding_vec = ? WHERE rowid = ?", updates)
 
 
 def _fill_job_ids(conn: sqlite3.Connection) -> None:
-    rows = conn.execute(
-        "SELECT rowid, json_extract(metadata, '$.source_job_id') FROM programs "
-        "WHERE json_valid(metadata) AND json_type(metadata, '$.source_job_id') "
-        "IN ('text', 'integer') ORDER BY rowid"
-    ).fetchall()
+    job = job_id_of("metadata")
+    rows = conn.execute(f"SELECT rowid, {job} FROM programs WHERE {job} IS NOT NULL "
+                        "ORDER BY rowid").fetchall()
     seen: set[str] = set()
     updates = []
-    for rowid, job in rows:
-        job = str(job)
-        if job not in seen:  # a legacy duplicate keeps its metadata but not the index entry
-            seen.add(job)
-            updates.append((job, rowid))
+    for rowid, job_id in rows:
+        if job_id not in seen:  # a legacy duplicate keeps its metadata but not the index entry
+            seen.add(job_id)
+            updates.append((job_id, rowid))
     conn.executemany("UPDATE programs SET source_job_id = ? WHERE rowid = ?", updates)
 
 
@@ -254,11 +278,8 @@ def _step_genesis(conn: sqlite3.Connection) -> None:
     _fill_job_ids(conn)
     for statement in _GENESIS_INDEXES_AFTER_FILL:
         conn.execute(statement)
-    conn.execute(
-        "INSERT INTO islands (island_idx, programs, correct, best_score) "
-        "SELECT COALESCE(island_idx, -1), COUNT(*), SUM(correct != 0), "
-        "MAX(CASE WHEN correct THEN combined_score END) FROM programs GROUP BY 1"
-    )
+    conn.execute("INSERT INTO islands (island_idx, programs, correct, best_score) "
+                 + ISLAND_COUNTS.format(programs="programs"))
     for statement in _ISLAND_TRIGGERS:
         conn.execute(statement)
 
@@ -298,21 +319,6 @@ def roll_back(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
 
 
-def connect_file(
-    path: str | Path, *, read_only: bool = False, busy_timeout: float = 60.0
-) -> sqlite3.Connection:
-    """Open a plain sqlite3 connection in autocommit mode with the busy timeout set."""
-    if read_only:
-        uri = f"file:{Path(path).resolve().as_posix()}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None,
-                               check_same_thread=False)
-    else:
-        conn = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None,
-                               check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-    return conn
-
-
 def enable_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
     """Switch the file to WAL mode, waiting up to ``busy_timeout`` for other connections."""
     deadline = time.monotonic() + busy_timeout
@@ -331,12 +337,16 @@ def enable_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
 def prepare_file(
     path: str | Path, *, read_only: bool = False, busy_timeout: float = 60.0
 ) -> tuple[int, int]:
-    """Make a file ready: WAL mode and the current schema; return (version before, after)."""
-    conn = connect_file(path, read_only=read_only, busy_timeout=busy_timeout)
+    """Make a file ready: WAL mode and the current schema; return (version before, after).
+
+    With ``read_only`` nothing is changed: the version is read and returned twice.
+    """
+    if read_only:
+        with read_only_connection(path, busy_timeout) as reader:
+            version = read_version(reader)
+        return version, version
+    conn = connect_file(path, busy_timeout=busy_timeout)
     try:
-        if read_only:
-            version = read_version(conn)
-            return version, version
         enable_wal(conn, busy_timeout)
         return upgrade(conn)
     finally:
