@@ -272,7 +272,7 @@ def test_a_read_through_the_cursor_leaves_no_transaction_open(db: ProgramDatabas
     if backend == "postgres":
         db.cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE state = "
                           "'idle in transaction' AND pid <> pg_backend_pid() "
-                          "AND application_name LIKE 'genesis%'")
+                          "AND application_name = ?", (f"genesis/{db.url.run}",))
         assert db.cursor.fetchone()[0] == 0
     db.add(_program("later", parent="root"))  # the engine's writer is not blocked
     db.cursor.execute("SELECT COUNT(*) FROM programs")
