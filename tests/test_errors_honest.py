@@ -79,7 +79,11 @@ async def test_failed_maintenance_says_the_program_is_stored(
 
 @pytest.mark.postgres
 async def test_maintenance_lock_held_and_connection_killed(tmp_path: Path) -> None:
-    """The maintenance lock is held elsewhere; the waiting connection is killed repeatedly."""
+    """Maintenance is held up by another session; the waiting connection is killed repeatedly.
+
+    The other session holds both what maintenance can wait for: the maintenance lock (the
+    locked path) and the selection token's row (the compare-and-set path).
+    """
     url = new_pg_run_url()
     admin_url = require_postgres().conninfo()
     schema = schema_name(url.run)
@@ -89,7 +93,10 @@ async def test_maintenance_lock_held_and_connection_killed(tmp_path: Path) -> No
             await db.add(_program("root", score=0.1))
             holder = await psycopg.AsyncConnection.connect(admin_url, autocommit=True)
             await holder.execute("SELECT pg_advisory_lock(hashtext(%s), hashtext(%s))",
-                                 (schema, "maintenance"))
+                                 (schema, "maintenance"))  # the lock of locked maintenance
+            await holder.execute("BEGIN")  # and the token that optimistic maintenance renews
+            await holder.execute(f"SELECT value FROM {schema}.metadata_store WHERE key = "
+                                 "'selection_token' FOR UPDATE")
             stop = asyncio.Event()
 
             async def killer() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -149,12 +150,15 @@ async def test_deadlock_victim_transaction_is_retried(
 async def test_writes_give_up_with_connection_lost_after_the_retry_timeout(
     store_url: DatabaseURL, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def unreachable(self: PostgresSession, schema: str, lock: str | None) -> str:
-        raise OperationalError("server closed the connection unexpectedly")
+    @asynccontextmanager
+    async def unreachable(self: PostgresStore) -> AsyncIterator[PostgresSession]:
+        raise OperationalError("server closed the connection unexpectedly") \
+            from psycopg.OperationalError("no connection")
+        yield  # an async context manager that never gets a connection
 
     config = DatabaseConfig(write_retry_timeout=0.2)
     async with create_store(store_url, config) as store:
-        monkeypatch.setattr(PostgresSession, "begin", unreachable)
+        monkeypatch.setattr(PostgresStore, "_session", unreachable)
         results = await asyncio.gather(store.add(make_program()), store.add(make_program()),
                                        return_exceptions=True)
         with pytest.raises(ConnectionLostError, match="nothing was stored"):

@@ -46,10 +46,12 @@ from genesis.database.islands import (
     spawn_island,
 )
 from genesis.database.maintenance import maintain, needs_maintenance, update_archive
+from genesis.database.optimistic import NeedsLock, RecordingWriter, new_token
 from genesis.database.parents import ParentPlan, PlanContext, best_or_random, plan_parent
 from genesis.database.program import Program
 from genesis.database.projections import EmbeddingStats, kmeans
 from genesis.database.protocol import (
+    SELECTION_TOKEN,
     AttemptEvent,
     GenerationEvent,
     IslandStats,
@@ -65,6 +67,7 @@ from genesis.database.url import DatabaseURL, resolve_url
 __all__ = ["AsyncProgramDatabase"]
 
 _ISLAND_MEMORY = 50_000  # program ids whose island is remembered (about 5 MB)
+_OPTIMISTIC_ATTEMPTS = 4  # decisions redone after conflicts before taking the lock
 
 log = logging.getLogger("genesis.database")
 
@@ -163,11 +166,25 @@ class AsyncProgramDatabase:
             raise ReadOnlyError("Cannot add program in read-only mode.")
 
     async def _changing(self, work: Any, lock: str | None) -> Any:
-        """A write transaction that may change the selection state (its cache is dropped)."""
+        """A write transaction that changes the selection state: it renews the state's token
+        (so that decisions other workers took on the old state are not applied) and drops
+        this process's copy."""
+        async def renewing(writer: StoreWriter) -> Any:
+            result = await work(writer)
+            await writer.set_metadata(SELECTION_TOKEN, new_token())
+            return result
+
         try:
-            return await self.store.transaction(work, lock=lock)
+            return await self.store.transaction(renewing, lock=lock)
         finally:
             self._state = None
+
+    async def _state_now(self) -> SelectionState:
+        """The selection state this process holds, or a fresh one (one flight)."""
+        if self._state is None:
+            async with self.store.read() as reader:
+                self._state = await reader.selection_state()
+        return self._state
 
     # Adding ------------------------------------------------------------------------------
 
@@ -241,8 +258,7 @@ class AsyncProgramDatabase:
             island = (await self._parent_islands([program.parent_id])).get(program.parent_id)
             if island is not None:
                 program.island_idx = island
-                stored_id = await self.store.add(program)
-                self._state = None
+                stored_id, self._state = await self.store.add_returning_state(program)
         if stored_id is None:
             stored_id = await self._add_root(program)
         if stored_id != program.id:
@@ -323,23 +339,48 @@ class AsyncProgramDatabase:
     # Maintenance -------------------------------------------------------------------------
 
     async def _maintain_batch(self, programs: Sequence[Program]) -> list[None]:
+        """Maintenance for a batch: decided from the state, applied by compare-and-set.
+
+        A decision made on a state another worker has changed since is not applied; it is
+        made again from the fresh state the failed flight brought back. After a few such
+        conflicts, or for a decision that inserts programs (a spawned island), the batch is
+        maintained under the maintenance lock instead.
+        """
         missed = [p for p in self._unmaintained.values() if p.id not in {q.id for q in programs}]
         batch = [*missed, *programs]
-        await self._changing(lambda writer: maintain(writer, batch, self.config, self._rng),
-                             "maintenance")
+        if not await self._maintain_optimistically(batch):
+            await self._changing(lambda writer: maintain(writer, batch, self.config, self._rng),
+                                 "maintenance")
         for program in batch:
             self._unmaintained.pop(program.id, None)
         return [None] * len(programs)
+
+    async def _maintain_optimistically(self, batch: Sequence[Program]) -> bool:
+        """Decide and apply by compare-and-set; False when the lock must do it instead."""
+        known = [p for p in batch if p.id in self._islands_seen]  # stored through this engine
+        for _ in range(_OPTIMISTIC_ATTEMPTS):
+            state = await self._state_now()
+            recorder = RecordingWriter(state, self.store.read, known)
+            try:
+                await maintain(recorder, batch, self.config, self._rng)
+            except NeedsLock:
+                return False
+            if not recorder.changes:
+                return True
+            applied, self._state = await self.store.apply_changes(recorder.changes,
+                                                                  state.token)
+            if applied:
+                return True
+        return False
 
     async def run_post_add_maintenance(
         self, program: Program, verbose: bool = False, recompute_embeddings: bool = False
     ) -> None:
         """Update archive, best program, migrations and islands for a stored program."""
         self._check_writable()
-        if not self._unmaintained:  # missed maintenance always goes through the transaction
-            async with self.store.read() as reader:
-                if not await needs_maintenance(reader, program, self.config):
-                    return
+        if not self._unmaintained and not needs_maintenance(  # missed ones always go through
+                await self._state_now(), program, self.config):
+            return
         await self._maintenance.submit(program)
 
     async def run_post_add_maintenance_batch(

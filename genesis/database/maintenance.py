@@ -18,7 +18,7 @@ from genesis.database.archive import Contender, choose_victim, is_better, most_s
 from genesis.database.config import DatabaseConfig
 from genesis.database.islands import LAST_MIGRATION_KEY, migrate, spawn_island
 from genesis.database.program import Program
-from genesis.database.protocol import StoreReader, StoreWriter
+from genesis.database.protocol import SelectionState, StoreWriter
 
 __all__ = ["BEST_KEYS", "maintain", "needs_maintenance", "update_archive", "update_best"]
 
@@ -101,33 +101,31 @@ def _due_migration(program: Program, config: DatabaseConfig) -> bool:
     return interval > 0 and program.generation > 0 and program.generation % interval == 0
 
 
-async def needs_maintenance(
-    reader: StoreReader, program: Program, config: DatabaseConfig
-) -> bool:
-    """Decide from a plain read whether maintenance could change anything for ``program``.
+def needs_maintenance(state: SelectionState, program: Program, config: DatabaseConfig) -> bool:
+    """Decide from the selection state whether maintenance could change anything.
 
     With the default archive policy the archive's worst member and the best program only
-    ever get better, so a program that beats neither (read without any lock) beats
-    neither later: its maintenance transaction can be skipped. Anything else (a due
-    migration, dynamic islands, crowding or weighted criteria) is left to maintenance.
+    ever get better, so a program that beats neither in a state (even an older one) beats
+    neither later: its maintenance can be skipped. Anything else (a due migration, dynamic
+    islands, crowding or weighted criteria) is left to maintenance.
     """
     if config.enable_dynamic_islands or config.archive_selection_strategy != "fitness" \
             or not _simple(config):
         return True
     if _due_migration(program, config):
-        stored = await reader.get_metadata(LAST_MIGRATION_KEY)
+        stored = state.metadata.get(LAST_MIGRATION_KEY)
         if stored in (None, "") or float(stored) < program.generation:
             return True
     if not program.correct:
         return False
     candidate = Contender.of(program)
-    best = await reader.program_named_by("best_program_id")
+    best = state.best
     if program.combined_score is not None and (
             best is None or not best.correct or is_better(candidate, Contender.of(best))):
         return True
     if config.archive_size <= 0:
         return False
-    members = await reader.archive_members()
+    members = state.archive
     if any(m.id == program.id for m in members):
         return False
     if len(members) < config.archive_size:

@@ -358,10 +358,24 @@ class ProgramStore(Protocol):
         """
         ...
 
+    async def add_returning_state(
+        self, program: Program, *, count_children: bool = True
+    ) -> tuple[str, SelectionState | None]:
+        """Like :meth:`add`, also returning the selection state read after the commit."""
+        ...
+
     async def add_many(
         self, programs: Sequence[Program], *, count_children: bool = True
     ) -> list[str]:
         """Insert programs in one transaction (all or none) and return their ids."""
+        ...
+
+    async def apply_changes(self, changes: Any, expected: str | None
+                            ) -> tuple[bool, SelectionState]:
+        """Apply a maintenance decision if the state's token is still ``expected``.
+
+        Returns whether it was applied, and the selection state after the attempt.
+        """
         ...
 
     async def schema_version(self) -> int:

@@ -2,12 +2,13 @@
 
 Embeddings are immutable once stored, so each island keeps its normalised vectors in
 float32 matrices (one per vector length) that only grow: a call lists the island's
-current ids (an index-only query), fetches the blobs it has not seen, appends them, and
-computes every similarity with one matrix-vector product (``einsum`` rather than BLAS,
-whose worker threads keep spinning after each call and take a whole core from the event
-loop). Programs that left the island leave unused rows behind, compacted away when they
-outnumber the live ones. Islands are evicted least-recently-used beyond a memory budget.
-As in ShinkaEvolve, a vector of another length, or a zero vector, has similarity 0.
+current ids together with the blobs of programs newer than any it has seen (one query),
+appends them, and computes every similarity with one matrix-vector product (``einsum``
+rather than BLAS, whose worker threads keep spinning after each call and take a whole core
+from the event loop). Programs that left the island leave unused rows behind, compacted
+away when they outnumber the live ones. Islands are evicted least-recently-used beyond a
+memory budget. As in ShinkaEvolve, a vector of another length, or a zero vector, has
+similarity 0.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class _Island:
     where: dict[str, tuple[int, int]] = field(default_factory=dict)
     blocks: dict[int, _Block] = field(default_factory=dict)
     selection: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    seen_seq: int = -1  # every program of the run up to this sequence number has been seen
 
     @property
     def nbytes(self) -> int:
@@ -89,11 +91,20 @@ class SimilarityIndex:
     async def similarities(
         self, reader: StoreReader, query: Sequence[float], island: int
     ) -> tuple[list[str], np.ndarray]:
-        """Return the island's program ids (sorted) and their cosine similarity to ``query``."""
-        ids = await reader.embedding_ids(island)
+        """Return the island's program ids (sorted) and their cosine similarity to ``query``.
+
+        One round trip; a second one only for programs that migrated in since the last call
+        (older than the newest seen, so their blobs did not come with the first).
+        """
         cache = self._islands.setdefault(island, _Island())
         self._islands.move_to_end(island)
+        (rows,) = await reader.fetch(reader.q_island_embeddings(island, cache.seen_seq))
+        ids = [pid for pid, _, _ in rows]
         if cache.ids != ids:
+            for pid, seq, blob in rows:
+                if blob is not None and pid not in cache.where:
+                    cache.add(pid, blob)
+                cache.seen_seq = max(cache.seen_seq, seq)
             missing = [pid for pid in ids if pid not in cache.where]
             if missing:
                 for pid, blob in (await reader.embeddings(missing)).items():
@@ -104,10 +115,10 @@ class SimilarityIndex:
         q = np.asarray(query, dtype=np.float64)
         norm = float(np.linalg.norm(q))
         if len(q) in cache.selection and norm > 0:
-            positions, rows = cache.selection[len(q)]
+            positions, rows_at = cache.selection[len(q)]
             block = cache.blocks[len(q)]
             unit = (q / norm).astype(np.float32)
-            sims[positions] = np.einsum("ij,j->i", block.matrix[: block.count], unit)[rows]
+            sims[positions] = np.einsum("ij,j->i", block.matrix[: block.count], unit)[rows_at]
         return ids, sims
 
     def _evict(self) -> None:

@@ -12,15 +12,26 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from genesis.database.backends.group_commit import GroupCommitter
-from genesis.database.backends.sql import EncodedProgram, SQLSession, encode_for_insert
+from genesis.database.backends.sql import (
+    EncodedProgram,
+    Query,
+    SQLSession,
+    Statement,
+    encode_for_insert,
+)
 from genesis.database.config import DatabaseConfig
 from genesis.database.errors import IntegrityError, OperationalError, ReadOnlyError
+from genesis.database.optimistic import Changes, new_token
 from genesis.database.program import Program
+from genesis.database.protocol import SelectionState
 from genesis.database.url import DatabaseURL
 
-__all__ = ["StoreBase"]
+__all__ = ["CommitCheck", "FlightBuilder", "StoreBase"]
 
 T = TypeVar("T")
+FlightBuilder = Callable[[Any], tuple[list[Statement], list[Query]]]
+CommitCheck = Callable[[Any], Awaitable[bool]]
+Added = tuple[str, SelectionState | None]  # the id stored, and the state after the commit
 
 
 class StoreBase(ABC):
@@ -33,7 +44,7 @@ class StoreBase(ABC):
         self.config = config or DatabaseConfig()
         self.read_only = read_only
         self.upgraded_from: int | None = None
-        self._committer: GroupCommitter[EncodedProgram, str] = GroupCommitter(
+        self._committer: GroupCommitter[EncodedProgram, Added] = GroupCommitter(
             self._flush, self.config.batch_max_size, self.flush_concurrency
         )
         self._state = "new"
@@ -63,6 +74,10 @@ class StoreBase(ABC):
     ) -> T:
         """Run ``work(writer)`` in one write transaction and return its result."""
 
+    @abstractmethod
+    async def flight(self, build: FlightBuilder, committed: CommitCheck) -> list[Any]:
+        """Run ``build(session)``'s writes and reads as one transaction; return the reads."""
+
     async def close(self) -> None:
         """Write pending group commits, then release every connection (idempotent)."""
         if self._state == "closed":
@@ -88,27 +103,59 @@ class StoreBase(ABC):
         If ``metadata["source_job_id"]`` names a job whose program is already stored, nothing
         is inserted and that program's id is returned.
         """
+        return (await self.add_returning_state(program, count_children=count_children))[0]
+
+    async def add_returning_state(self, program: Program, *, count_children: bool = True
+                                  ) -> Added:
+        """Like :meth:`add`, also returning the selection state read right after the commit
+
+        (None when the batch had to be written item by item).
+        """
         self._check_writable()
         item = encode_for_insert(program, self.config.max_code_bytes, count_children)
         return await self._committer.submit(item)
 
-    async def _flush(self, items: Sequence[EncodedProgram]) -> list[str | BaseException]:
-        """Write one group commit: optimistically as a whole, else item by item.
+    async def _flush(self, items: Sequence[EncodedProgram]) -> list[Added | BaseException]:
+        """Write one group commit: as a whole in one flight, else item by item.
 
         The whole batch goes in without looking up known jobs: the unique index on
         ``source_job_id`` refuses a repeated job, and the isolated retry then answers it.
+        The flight also reads the selection state after the insert, for the callers.
         """
-        async def whole(session: SQLSession) -> list[str | BaseException]:
-            await session.insert_encoded(items)
-            return [values[0] for values, _, _ in items]
+        def build(session: SQLSession) -> tuple[list[Statement], list[Query]]:
+            return session.insert_statements(items), session.state_queries()
+
+        async def committed(session: Any) -> bool:
+            return await session.program_exists(items[0][0][0])
 
         async def isolated(session: SQLSession) -> list[str | BaseException]:
             return await session.insert_isolated(items)
 
         try:
-            return await self.transaction(whole)
+            state = SQLSession.state_from(await self.flight(build, committed))
+            return [(values[0], state) for values, _, _ in items]
         except IntegrityError:
-            return await self.transaction(isolated)
+            outcomes = await self.transaction(isolated)
+            return [(o, None) if isinstance(o, str) else o for o in outcomes]
+
+    async def apply_changes(self, changes: Changes, expected: str | None
+                            ) -> tuple[bool, SelectionState]:
+        """Apply a maintenance decision if the state's token is still ``expected``.
+
+        One flight: the guarded writes, then the token and the selection state as they are
+        after them. Returns (applied, state).
+        """
+        token = new_token()
+
+        def build(session: SQLSession) -> tuple[list[Statement], list[Query]]:
+            return (session.guarded_statements(changes, expected, token),
+                    [session.q_token(), *session.state_queries()])
+
+        async def committed(session: SQLSession) -> bool:
+            return (await session.fetch(session.q_token()))[0] == token
+
+        results = await self.flight(build, committed)
+        return results[0] == token, SQLSession.state_from(results[1:])
 
     async def add_many(
         self, programs: Sequence[Program], *, count_children: bool = True

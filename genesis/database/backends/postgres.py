@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import select
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -29,7 +30,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from genesis.database.backends.base import StoreBase
+from genesis.database.backends.base import CommitCheck, FlightBuilder, StoreBase
 from genesis.database.backends.postgres_connect import (
     connect,
     connection_kwargs,
@@ -82,6 +83,14 @@ class _Patience:
         """Sleep before the next attempt."""
         await asyncio.sleep(self._delay)
         self._delay = min(self._delay * 2, 1.0)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """True for a failure to get a connection at all (nothing was sent)."""
+    pool = sys.modules.get("psycopg_pool")
+    return isinstance(exc, OperationalError) and not isinstance(exc, ConnectionLostError) and (
+        isinstance(exc.__cause__, psycopg.OperationalError)
+        or (pool is not None and isinstance(exc.__cause__, pool.PoolTimeout)))
 
 
 def _retry_is_safe(session: PostgresSession, exc: BaseException) -> bool:
@@ -277,6 +286,63 @@ class PostgresStore(StoreBase):
                 logger.info("retrying a write transaction on %s: %s", self.url.endpoint, exc)
             self.write_retries += 1
             await patience.pause()
+
+    async def flight(self, build: FlightBuilder, committed: CommitCheck) -> list[Any]:
+        """Run a flight's writes and reads as one transaction, in one round trip.
+
+        ``build(session)`` gives the statements and the reads. When the connection is lost
+        before the outcome is known, ``committed(session)`` (an idempotency key: is a row the
+        flight wrote there?) decides, on a fresh connection, between returning the reads
+        (read again) and running the flight again; deadlocks and lost connections before the
+        flight are retried, until ``write_retry_timeout``.
+        """
+        self._check_writable()
+        patience = _Patience(self.config.write_retry_timeout)
+        while True:
+            try:
+                async with self._session() as session:
+                    writes, reads = build(session)
+                    try:
+                        rows = await session._flight(writes, reads, transaction=True)
+                    except BaseException as exc:
+                        if session.conn.broken:
+                            if await self._decided(committed, patience):
+                                return await self._read_again(reads)
+                            raise _NotCommitted(f"the flight was rolled back: {exc}") from exc
+                        await _roll_back(session)
+                        if _retry_is_safe(session, exc):
+                            raise _NotCommitted(f"the flight was rolled back: {exc}") from exc
+                        raise
+                    return [q.decode(r) for q, r in zip(reads, rows, strict=True)]
+            except OperationalError as exc:  # rolled back, or no connection could be had
+                if not isinstance(exc, _NotCommitted) and not _unreachable(exc):
+                    raise
+                if patience.exhausted:
+                    raise ConnectionLostError(
+                        f"could not write to PostgreSQL at {self.url.endpoint} within "
+                        f"write_retry_timeout ({self.config.write_retry_timeout:g} s); "
+                        f"nothing was stored: {exc}") from exc
+                logger.info("retrying a flight on %s: %s", self.url.endpoint, exc)
+            self.write_retries += 1
+            await patience.pause()
+
+    async def _decided(self, committed: CommitCheck, patience: _Patience) -> bool:
+        """Ask ``committed`` on a fresh connection, until it answers or patience runs out."""
+        while True:
+            with contextlib.suppress(OperationalError):
+                async with self._session() as session:
+                    return await committed(session)
+            if patience.exhausted:
+                raise ConnectionLostError(
+                    f"the connection to PostgreSQL at {self.url.endpoint} was lost during a "
+                    "write and its outcome could not be confirmed within write_retry_timeout "
+                    f"({self.config.write_retry_timeout:g} s)")
+            await patience.pause()
+
+    async def _read_again(self, reads: list[Any]) -> list[Any]:
+        async with self._session() as session:
+            rows = await session._flight((), reads)
+        return [q.decode(r) for q, r in zip(reads, rows, strict=True)]
 
     # Introspection -----------------------------------------------------------------------
 

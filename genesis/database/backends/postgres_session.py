@@ -39,12 +39,13 @@ POSTGRES = Dialect(
     metric_is_number="jsonb_typeof(p.public_metrics -> ?::text) = 'number'",
     average_metrics="(SELECT AVG(j.value::numeric) FROM jsonb_each(p.public_metrics) j "
                     "WHERE jsonb_typeof(j.value) = 'number')",
-    raise_metadata="INSERT INTO metadata_store AS m (key, value) VALUES (%s, %s) "
+    raise_metadata="INSERT INTO metadata_store AS m (key, value) {values} "
                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value "
                    f"WHERE CASE WHEN m.value ~ '{_NUMERIC_TEXT}' "
                    "THEN m.value::numeric < excluded.value::numeric "
                    "ELSE m.value IS NULL OR m.value = '' END",
     archived="p.id = ANY(ARRAY(SELECT program_id FROM archive))",
+    append_json="COALESCE({column}, '[]'::jsonb) || jsonb_build_array(%s::jsonb)",
     json_number="(CASE WHEN jsonb_typeof({column} -> ?::text) = 'number' "
                 "THEN ({column} ->> ?::text)::float8 END)",
     json_true="COALESCE({column} -> ?::text = 'true'::jsonb, FALSE)",
@@ -60,6 +61,10 @@ _COLUMN_TYPES = {
     "embedding": "bytea",
 }
 _COPY = f"COPY programs ({', '.join(PROGRAM_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+_INSERT = "INSERT INTO programs ({}) VALUES ({})".format(
+    ", ".join(PROGRAM_COLUMNS),
+    ", ".join("%s::jsonb" if name in JSON_COLUMNS else "%s" for name in PROGRAM_COLUMNS))
+_COPY_FROM = 64  # rows from which a batch is worth COPY's extra round trips
 # A run's tables, named after FROM/JOIN/INTO/UPDATE/COPY: where the run's schema is added.
 _TABLE_REFERENCE = re.compile(
     r"\b(FROM|JOIN|INTO|UPDATE|COPY)(\s+)(programs|archive|metadata_store|islands|"
@@ -142,7 +147,14 @@ class PostgresSession(SQLSession):
                 async with self.conn.cursor() as cursor:
                     await cursor.executemany(qualify(sql, self.schema), rows)
 
+    def program_statement(self, rows: Sequence[tuple[Any, ...]]) -> Statement:
+        return Statement(_INSERT, [[jsonb_text(v) if i in _JSON_POSITIONS and v is not None
+                                    else v for i, v in enumerate(row)] for row in rows])
+
     async def _insert_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        if len(rows) < _COPY_FROM:  # one pipelined flight beats COPY's round trips
+            await self._flight([self.program_statement(rows)], ())
+            return
         with translating(self._url):
             async with self.conn.cursor() as cursor, \
                     cursor.copy(qualify(_COPY, self.schema)) as copy:
@@ -153,12 +165,18 @@ class PostgresSession(SQLSession):
     def _json_param(self, text: str | None) -> str | None:
         return None if text is None else jsonb_text(text)
 
-    async def _flight(self, writes: Sequence[Statement], reads: Sequence[Query]
-                      ) -> list[list[Sequence[Any]]]:
-        """Send every statement at once (pipeline mode): one round trip, one Sync."""
+    async def _flight(self, writes: Sequence[Statement], reads: Sequence[Query],
+                      transaction: bool = False) -> list[list[Sequence[Any]]]:
+        """Send every statement at once (pipeline mode): one round trip, one Sync.
+
+        With ``transaction`` they run between BEGIN and COMMIT, sent in the same flight, so
+        no lock they take is held while the server waits for the client.
+        """
         schema = self.schema
         with translating(self._url):
             async with self.conn.pipeline():
+                if transaction:
+                    await self.conn.execute("BEGIN")
                 for statement in writes:
                     sql = qualify(statement.sql, schema)
                     if len(statement.rows) == 1:
@@ -168,7 +186,14 @@ class PostgresSession(SQLSession):
                             await cursor.executemany(sql, statement.rows)
                 cursors = [await self.conn.execute(qualify(query.sql, schema), query.params)
                            for query in reads]
+                if transaction:
+                    await self.conn.execute("COMMIT")
             return [list(await cursor.fetchall()) for cursor in cursors]
+
+    async def program_exists(self, program_id: str) -> bool:
+        """True if a program with this id is stored (a write's idempotency key)."""
+        return await self._one(qualify("SELECT 1 FROM programs WHERE id = %s", self.schema),
+                               (program_id,)) is not None
 
     # Transaction control -----------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from genesis.database.errors import (
     IntegrityError,
 )
 from genesis.database.islands import LAST_MIGRATION_KEY
+from genesis.database.optimistic import new_token
 from genesis.database.program import Program
 from genesis.database.protocol import (
     SELECTION_TOKEN,
@@ -108,8 +109,9 @@ class Dialect:
     metric_value: str
     metric_is_number: str
     average_metrics: str
-    raise_metadata: str
+    raise_metadata: str  # raises a numeric value; ``{values}`` is its VALUES or SELECT
     archived: str
+    append_json: str  # ``{column}``'s JSON array with the JSON value ``?`` appended
     json_number: str  # a JSON number at key ``?`` of column ``{column}``, else NULL
     json_true: str  # whether the value at key ``?`` of column ``{column}`` is JSON true
     array_params: bool = False  # membership tests as ``= ANY(?)`` with one list parameter
@@ -117,6 +119,10 @@ class Dialect:
     def sql(self, text: str) -> str:
         """Translate a statement written with ``?`` placeholders."""
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+    def raise_metadata_sql(self, values: str = "VALUES (?, ?)") -> str:
+        """The statement raising a numeric metadata value to the one ``values`` gives."""
+        return self.raise_metadata.replace("{values}", self.sql(values))
 
     def metric_param(self, metric: str) -> str:
         """Return the parameter that addresses ``public_metrics[metric]``."""
@@ -616,15 +622,34 @@ class SQLSession(ABC):
         return Query(sql, (*params, max(0, int(offset))),
                      lambda rows: self._program(rows[0]) if rows else None)
 
+    def q_island_embeddings(self, island: int, after_seq: int) -> Query:
+        """(id, seq, blob) of an island's embedded programs by id; blobs only past ``after_seq``.
+
+        A cache that has seen every program up to ``after_seq`` learns the island's current
+        members and receives only the embeddings it lacks, in one round trip.
+        """
+        seq, column = self.dialect.seq, f"p.{self.dialect.embedding_column}"
+        return Query(self.dialect.sql(
+            f"SELECT p.id, {seq}, CASE WHEN {seq} > ? THEN {column} END FROM programs p "
+            f"WHERE p.island_idx = ? AND {column} IS NOT NULL ORDER BY p.id"),
+            (after_seq, island),
+            lambda rows: [(r[0], int(r[1]), None if r[2] is None else bytes(r[2]))
+                          for r in rows])
+
     def state_queries(self) -> list[Query]:
-        """The reads that make up a :class:`SelectionState`, to add to any flight."""
-        return [self.q_island_stats(), self.q_archive_members(), self.q_best_summary(),
-                self.q_metadata(STATE_KEYS)]
+        """The reads that make up a :class:`SelectionState`, to add to any flight.
+
+        The metadata, which holds the token, comes first: everything read after it is at
+        least as new, so a decision taken on it fails the token's guard if anything changed
+        (see :mod:`genesis.database.optimistic`).
+        """
+        return [self.q_metadata(STATE_KEYS), self.q_island_stats(), self.q_archive_members(),
+                self.q_best_summary()]
 
     @staticmethod
     def state_from(results: Sequence[Any]) -> SelectionState:
         """Build the state from the decoded results of :meth:`state_queries`."""
-        islands, archive, best, metadata = results
+        metadata, islands, archive, best = results
         return SelectionState(tuple(islands), tuple(archive), best, metadata)
 
     async def selection_state(self) -> SelectionState:
@@ -661,19 +686,91 @@ class SQLSession(ABC):
             await self._insert_rows([values for values, _, _ in items])
         except DuplicateProgramError as exc:
             raise DuplicateProgramError(await self._duplicate(items, exc)) from exc
+        await self._flight(self.side_effect_statements(items), ())
+
+    def insert_statements(self, items: Sequence[EncodedProgram]) -> list[Statement]:
+        """Every write that inserting ``items`` takes, for a flight (no bulk COPY)."""
+        return [self.program_statement([values for values, _, _ in items]),
+                *self.side_effect_statements(items)]
+
+    @abstractmethod
+    def program_statement(self, rows: Sequence[tuple[Any, ...]]) -> Statement:
+        """The backend's INSERT of encoded program rows, one execution per row."""
+
+    def side_effect_statements(self, items: Sequence[EncodedProgram]) -> list[Statement]:
+        """Archive entries, parents' children counts and ``last_iteration`` of an insert.
+
+        An insert that enters the archive (island copies) changes the selection state, so
+        it also renews the state's token.
+        """
+        statements = []
         archived = [(values[0],) for values, in_archive, _ in items if in_archive]
         if archived:
-            await self._run_many(
-                self.dialect.sql("INSERT INTO archive (program_id) VALUES (?) "
-                                 "ON CONFLICT DO NOTHING"), archived)
+            statements.append(Statement(self.dialect.sql(
+                "INSERT INTO archive (program_id) VALUES (?) ON CONFLICT DO NOTHING"), archived))
+            statements.append(self.set_metadata_statement(SELECTION_TOKEN, new_token()))
         parents = Counter(values[3] for values, _, count in items if count and values[3])
         if parents:
-            await self._run_many(
-                self.dialect.sql("UPDATE programs SET children_count = children_count + ? "
-                                 "WHERE id = ?"),
-                [(parents[pid], pid) for pid in sorted(parents)],
-            )
-        await self.raise_metadata("last_iteration", max(values[7] for values, _, _ in items))
+            statements.append(Statement(self.dialect.sql(
+                "UPDATE programs SET children_count = children_count + ? WHERE id = ?"),
+                [(parents[pid], pid) for pid in sorted(parents)]))
+        last = max(values[7] for values, _, _ in items)
+        statements.append(Statement(self.dialect.raise_metadata_sql(),
+                                    [("last_iteration", _numeric_text(last))]))
+        return statements
+
+    def guarded_statements(self, changes: Any, expected: str | None, token: str
+                           ) -> list[Statement]:
+        """Writes that apply ``changes`` only while the state's token is ``expected``.
+
+        The first statement renews the token to ``token`` if it still is ``expected`` (the
+        row it updates stays locked until the end); every other one runs only where the
+        token is then ``token``, that is, only if the renewal happened.
+        """
+        sql = self.dialect.sql
+        guard = "EXISTS (SELECT 1 FROM metadata_store WHERE key = ? AND value = ?)"
+        check = (SELECTION_TOKEN, token)
+        statements = [Statement(sql(
+            "INSERT INTO metadata_store (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+            "SET value = excluded.value WHERE metadata_store.value = ? "
+            "OR (metadata_store.value IS NULL AND CAST(? AS TEXT) IS NULL)"),
+            [(SELECTION_TOKEN, token, expected, expected)])]
+        if changes.archive_remove:
+            statements.append(Statement(sql(
+                f"DELETE FROM archive WHERE program_id = ? AND {guard}"),
+                [(pid, *check) for pid in changes.archive_remove]))
+        if changes.archive_add:
+            statements.append(Statement(sql(
+                f"INSERT INTO archive (program_id) SELECT ? WHERE {guard} "
+                "ON CONFLICT DO NOTHING"), [(pid, *check) for pid in changes.archive_add]))
+        if changes.metadata:
+            statements.append(Statement(sql(
+                f"INSERT INTO metadata_store (key, value) SELECT ?, ? WHERE {guard} "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
+                [(key, value, *check) for key, value in changes.metadata.items()]))
+        if changes.raised:
+            statements.append(Statement(
+                self.dialect.raise_metadata_sql(f"SELECT ?, ? WHERE {guard}"),
+                [(key, _numeric_text(value), *check) for key, value in changes.raised.items()]))
+        if changes.moves:
+            append = self.dialect.append_json.replace("{column}", "migration_history")
+            statements.append(Statement(sql(
+                f"UPDATE programs SET island_idx = ?, migration_history = {append} "
+                f"WHERE id = ? AND {guard}"),
+                [(island, self._json_param(dumps(event)), pid, *check)
+                 for pid, island, event in changes.moves]))
+        return statements
+
+    def q_token(self) -> Query:
+        """The selection state's token."""
+        return Query(self.dialect.sql("SELECT value FROM metadata_store WHERE key = ?"),
+                     (SELECTION_TOKEN,), lambda rows: rows[0][0] if rows else None)
+
+    def set_metadata_statement(self, key: str, value: str | None) -> Statement:
+        """The write of one metadata_store value."""
+        return Statement(self.dialect.sql(
+            "INSERT INTO metadata_store (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value"), [(key, value)])
 
     async def _duplicate(self, items: Sequence[EncodedProgram], exc: BaseException) -> str:
         """Say which id a refused insert repeats (the driver's message does not, or oddly)."""
@@ -753,9 +850,7 @@ class SQLSession(ABC):
 
     async def set_metadata(self, key: str, value: str | None) -> None:
         """Set a metadata_store value."""
-        await self._run(self.dialect.sql(
-            "INSERT INTO metadata_store (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value"), (key, value))
+        await self._flight([self.set_metadata_statement(key, value)], ())
 
     async def delete_metadata(self, key: str) -> None:
         """Remove a metadata_store key (nothing if absent)."""
@@ -763,7 +858,7 @@ class SQLSession(ABC):
 
     async def raise_metadata(self, key: str, value: float) -> bool:
         """Set a numeric metadata value if it is larger than the stored one."""
-        changed = await self._run(self.dialect.raise_metadata, (key, _numeric_text(value)))
+        changed = await self._run(self.dialect.raise_metadata_sql(), (key, _numeric_text(value)))
         return changed > 0
 
     async def archive_add(self, program_ids: Sequence[str]) -> None:

@@ -31,9 +31,9 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from genesis.database.backends.base import StoreBase
+from genesis.database.backends.base import CommitCheck, FlightBuilder, StoreBase
 from genesis.database.backends.file_lock import WriterLock
-from genesis.database.backends.sql import Dialect, SQLSession
+from genesis.database.backends.sql import Dialect, SQLSession, Statement
 from genesis.database.backends.sqlite_files import WalFiles, file_uri, prepare_folder
 from genesis.database.backends.sqlite_legacy import present_current_schema
 from genesis.database.backends.sqlite_schema import SCHEMA_VERSION, prepare_file, roll_back
@@ -57,11 +57,13 @@ SQLITE = Dialect(
     metric_is_number="json_type(p.public_metrics, ?) IN ('integer', 'real')",
     average_metrics="(SELECT AVG(j.value) FROM json_each(p.public_metrics) j "
                     "WHERE j.type IN ('integer', 'real'))",
-    raise_metadata="INSERT INTO metadata_store (key, value) VALUES (?, ?) "
+    raise_metadata="INSERT INTO metadata_store (key, value) {values} "
                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value "
                    "WHERE metadata_store.value IS NULL OR metadata_store.value = '' "
                    "OR CAST(metadata_store.value AS REAL) < CAST(excluded.value AS REAL)",
     archived="p.id IN (SELECT program_id FROM archive)",
+    append_json="json_insert(CASE WHEN json_valid({column}) THEN {column} ELSE '[]' END, "
+                "'$[#]', json(?))",
     json_number="(CASE WHEN json_valid({column}) THEN (CASE WHEN json_type({column}, ?) "
                 "IN ('integer', 'real') THEN json_extract({column}, ?) END) END)",
     json_true="COALESCE(CASE WHEN json_valid({column}) THEN json_type({column}, ?) = 'true' "
@@ -96,12 +98,16 @@ class _SQLiteSQL(SQLSession):
         rows = await self._all(sql, params)
         return rows[0] if rows else None
 
-    async def _insert_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+    def program_statement(self, rows: Sequence[tuple[Any, ...]]) -> Statement:
         if self.legacy_embedding:
             rows = [(*row, _legacy_embedding(row[_EMBEDDING])) for row in rows]
         else:
             rows = [(*row, None) for row in rows]
-        await self._run_many(_INSERT, rows)
+        return Statement(_INSERT, rows)
+
+    async def _insert_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        statement = self.program_statement(rows)
+        await self._run_many(statement.sql, statement.rows)
 
 
 class SQLiteSession(_SQLiteSQL):
@@ -373,6 +379,15 @@ class SQLiteStore(StoreBase):
         self._check_writable()
         async with self._write_lock, self._writer_lock:
             return await self._hop(self._transaction_now, work)
+
+    async def flight(self, build: FlightBuilder, committed: CommitCheck) -> list[Any]:
+        """Run ``build(session)``'s writes and reads as one transaction on the writer thread."""
+        async def work(session: SQLSession) -> list[Any]:
+            writes, reads = build(session)
+            rows = await session._flight(writes, reads)
+            return [q.decode(r) for q, r in zip(reads, rows, strict=True)]
+
+        return await self.transaction(work)
 
     def _transaction_now(self, conn: sqlite3.Connection,
                          work: Callable[[SQLSession], Awaitable[T]]) -> T:
