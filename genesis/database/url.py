@@ -55,12 +55,15 @@ _MASK = "***"
 log = logging.getLogger("genesis.database")
 
 
-def validate_run_name(name: str, setting: str = "run name") -> str:
-    """Return ``name`` if it is a valid run name, else raise ConfigurationError."""
+def validate_run_name(name: str, setting: str = "run") -> str:
+    """Return ``name`` if it is a valid run name, else raise ConfigurationError naming ``setting``.
+
+    Every source of a run name reports a bad one alike: ``{setting}: invalid run name ...``.
+    """
     if not isinstance(name, str) or not _RUN_NAME.fullmatch(name):
         raise ConfigurationError(
-            f"{setting} {name!r} is invalid: use 1-40 lowercase letters, digits or '_', "
-            "starting with a letter"
+            f"{setting}: invalid run name {name!r}; use 1-40 lowercase letters, digits or "
+            "'_', starting with a letter"
         )
     return name
 
@@ -136,7 +139,7 @@ class DatabaseURL:
         if len(runs) > 1:
             raise ConfigurationError(f"{setting} names the run {len(runs)} times "
                                      f"({', '.join(map(repr, runs))}); give ?run= once")
-        run = validate_run_name(runs[0], f"{setting} option 'run'") if runs else DEFAULT_RUN
+        run = validate_run_name(runs[0], f"?run= in {setting}") if runs else DEFAULT_RUN
         kept = [(key, value) for key, value in options if key != "run"]
         database = unquote(parts.path.lstrip("/"))
         if "/" in database:
