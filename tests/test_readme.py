@@ -122,3 +122,18 @@ def test_the_python_examples_run(index: int, backend: str, tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     if run is not None:
         assert [p.name for p in tmp_path.iterdir()] == ["example.py"]  # all in PostgreSQL
+
+
+def test_the_license_changelog_and_guide_exist_and_every_link_resolves() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'license = { text = "Apache-2.0" }' in pyproject
+    license_text = " ".join((ROOT / "LICENSE").read_text().split())
+    assert license_text.startswith("Apache License Version 2.0, January 2004")
+    assert "END OF TERMS AND CONDITIONS" in license_text  # the full text, not a notice
+    version = re.search(r'^version = "([^"]+)"', pyproject, re.MULTILINE)
+    assert version is not None
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert "\n## Unreleased\n" in changelog and f"\n## {version.group(1)}\n" in changelog
+    links = re.findall(r"\]\(([^)#:]+)\)", README)
+    assert {"LICENSE", "CHANGELOG.md", "docs/migrating-from-shinkaevolve.md"} <= set(links)
+    assert [link for link in links if not (ROOT / link).exists()] == []
