@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from genesis.database import ConfigurationError, DatabaseError, DatabaseURL, create_store
+from genesis.database import DatabaseError, DatabaseURL, create_store
 from genesis.database.adapter import get_database_adapter, translate_placeholders
+from tests.conftest import SHINKA_FILES, require_postgres
 from tests.factories import make_program
 
 
@@ -89,8 +95,49 @@ def test_errors_are_translated(store_url: DatabaseURL) -> None:
         db.execute("SELECT ?", "abc")
 
 
-def test_missing_file_and_hidden_password(tmp_path) -> None:
-    with pytest.raises(ConfigurationError, match="not found"):
-        get_database_adapter(db_path=str(tmp_path / "nope.db")).connect()
+@contextmanager
+def fresh_database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """Yield the URL of a database nothing ever opened: a new file, or a new PostgreSQL one."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    import psycopg
+
+    server = require_postgres()
+    name = f"genesis_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.conninfo(), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield replace(server, database=name).conninfo()
+    finally:
+        with psycopg.connect(server.conninfo(), autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_the_example_runs_on_a_fresh_database(backend: str, tmp_path: Path) -> None:
+    with fresh_database(backend, tmp_path) as url:
+        with get_database_adapter(database_url=url) as db:  # creates the empty run
+            db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+            db.executemany("INSERT INTO notes (id, body) VALUES (?, ?)",
+                           [(1, "first"), (2, "second")])
+            db.execute("SELECT body FROM notes WHERE id > ? ORDER BY id", (0,))
+            assert db.fetchall() == [("first",), ("second",)]
+            db.execute("SELECT COUNT(*) FROM programs")
+            assert db.fetchone() == (0,)
+        with get_database_adapter(database_url=url) as db:  # the same run, as it was left
+            db.execute("SELECT COUNT(*) FROM notes")
+            assert db.fetchone() == (2,)
+
+
+def test_an_existing_file_is_used_as_it_is(shinka_copy) -> None:
+    legacy = shinka_copy(SHINKA_FILES[0])
+    before = legacy.read_bytes()
+    with get_database_adapter(db_path=str(legacy)) as db:
+        db.execute("SELECT COUNT(*) FROM programs")
+        assert db.fetchone()[0] > 0
+    assert legacy.read_bytes() == before  # not upgraded
+
+
+def test_the_password_is_hidden() -> None:
     adapter = get_database_adapter("postgresql://u:hunter2@127.0.0.1:1/db")
     assert "hunter2" not in repr(adapter)

@@ -224,7 +224,7 @@ def bad_inputs(tmp_path: Path) -> dict[str, tuple[str, str]]:
         "scheme": (f"mysql://root:{PASSWORD}@host/db", "unsupported scheme 'mysql'"),
         "port": (f"postgresql://u:{PASSWORD}@127.0.0.1:port/db", "port must be a number"),
         "slashes": ("sqlite://run.db", "three slashes"),
-        "run name": ("postgresql://u@127.0.0.1/db?run=Bad-Name", "option 'run'"),
+        "run name": ("postgresql://u@127.0.0.1/db?run=Bad-Name", ": invalid run name 'Bad-Name'"),
         "missing file": (str(tmp_path / "missing.db"), "database file not found"),
         "directory": (str(tmp_path), "is a directory"),
         "text file": (str(text_file), "not an SQLite program database"),

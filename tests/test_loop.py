@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 import pytest
 
-from genesis.database import AsyncProgramDatabase, DatabaseConfig, create_store
-from genesis.workload import Evaluator, ProgrammaticMutator
+from genesis.database import AsyncProgramDatabase, DatabaseConfig, DatabaseURL, create_store
+from genesis.workload import EvalResult, Evaluator, ProgrammaticMutator
 from genesis.workload.loop import LoopSettings, evolve
 
 
@@ -46,3 +47,54 @@ async def test_loop_evolves_a_consistent_run(store_url) -> None:
     assert len(logged) == report.added + again.added
     assert all(p.metadata.get("source_job_id") for p in programs if p.parent_id)
     assert {p.island_idx for p in programs} == {0, 1}
+
+
+class StandInScorer:
+    """Scores every program alike, at once; from the ``stall_after``-th call on, never."""
+
+    def __init__(self, stall_after: int | None = None) -> None:
+        self.calls = 0
+        self.stall_after = stall_after
+
+    async def evaluate(self, code: str) -> EvalResult:
+        """Return a correct result, or wait forever once stalled."""
+        self.calls += 1
+        if self.stall_after is not None and self.calls > self.stall_after:
+            await asyncio.Event().wait()
+        await asyncio.sleep(0)
+        return EvalResult(correct=True, combined_score=1.0, public_metrics={},
+                          private_metrics={}, text_feedback="", stdout="", seconds=0.0,
+                          status="ok")
+
+
+async def test_the_program_budget_holds_with_more_workers_than_programs(store_url) -> None:
+    config = DatabaseConfig(seed=3, pool_max_size=4, sqlite_readers=2)
+    settings = LoopSettings(workers=40, max_programs=7, max_seconds=None, embedding_dim=8)
+    async with AsyncProgramDatabase(config, store=create_store(store_url, config)) as db:
+        report = await evolve(db, ProgrammaticMutator(), StandInScorer(), settings)
+        assert report.added == 7
+        assert await db.count() == 2 + 7  # the initial program, its island copy, 7 children
+
+
+async def test_the_time_limit_and_stop_cancel_steps_still_evaluating(tmp_path) -> None:
+    url = DatabaseURL.sqlite(tmp_path / "run.db")
+    config = DatabaseConfig(seed=3, sqlite_readers=2)
+    async with AsyncProgramDatabase(config, store=create_store(url, config)) as db:
+        settings = LoopSettings(workers=8, max_programs=None, max_seconds=0.5, embedding_dim=8)
+        timed = await asyncio.wait_for(  # the seed, then at most 3 children: then it stalls
+            evolve(db, ProgrammaticMutator(), StandInScorer(stall_after=4), settings), 30)
+        stop = asyncio.Event()
+
+        async def stop_at(count: int) -> None:
+            while await db.count() < count:
+                await asyncio.sleep(0.01)
+            stop.set()
+
+        stopper = asyncio.create_task(stop_at(2 + timed.added + 3))
+        settings = LoopSettings(workers=8, max_programs=None, max_seconds=None, embedding_dim=8)
+        stopped = await asyncio.wait_for(
+            evolve(db, ProgrammaticMutator(), StandInScorer(stall_after=3), settings,
+                   stop=stop), 30)
+        await stopper
+        assert await db.count() == 2 + timed.added + stopped.added
+    assert timed.added <= 3 and stopped.added == 3

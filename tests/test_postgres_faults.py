@@ -214,5 +214,6 @@ async def test_killing_every_pool_connection_under_load_loses_nothing(
     assert set(stored.values()) == {1}  # no program twice
     assert acked <= set(stored)  # every acknowledged program stored
     assert set(stored) <= acked | set(failed) | {root.id}
-    assert all(isinstance(exc, OperationalError) for exc in failed.values())
+    assert all(isinstance(exc, OperationalError) for exc in failed.values()), \
+        {type(e).__name__: str(e)[:300] for e in failed.values()}
     assert islands == len(stored)

@@ -61,7 +61,7 @@ def test_sqlite_relative_and_absolute_paths() -> None:
         ("sqlite:///:memory:", "file path"),
         ("sqlite:///a.db?mode=ro", "no query options"),
         ("postgresql://u:hunter2@h:notaport/db", "port"),
-        ("postgresql://u@h/db?run=Bad-Name", "option 'run'"),
+        ("postgresql://u@h/db?run=Bad-Name", "?run= in DATABASE_URL: invalid run name"),
     ],
 )
 def test_malformed_urls_name_the_problem(text: str, fragment: str) -> None:

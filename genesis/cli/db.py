@@ -275,11 +275,11 @@ def _batch_size(parser: argparse.ArgumentParser) -> None:
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the ``db`` command group."""
     group = commands.add_parser(
-        "db", help="manage program databases: upgrade, copy, verify, backup, runs, stats",
+        "db", help=f"manage program databases: {', '.join(_EXAMPLES)}",
         description="Manage program databases (SQLite files and PostgreSQL runs).",
         epilog="Run `genesis db COMMAND --help` for the examples of a command.",
     )
-    sub = group.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
+    sub = group.add_subparsers(dest="db_command", metavar="COMMAND")
 
     parser = _add(sub, "upgrade", upgrade,
                   "bring a run or a ShinkaEvolve file to the current schema version")

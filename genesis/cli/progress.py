@@ -7,7 +7,8 @@
 
 On a terminal the line is redrawn in place (at most 10 times a second) with the count,
 rate and ETA; when output is redirected a plain line is printed every ``every`` seconds,
-so logs stay readable.
+so logs stay readable. With both a ``total`` and a time limit, the share shown is that of
+the limit nearer to being reached, so a run that the clock ends also ends at 100%.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class Progress:
         self.fields: dict[str, object] = {}
         self._start = time.monotonic()
         self._shown = -float("inf")  # the first update shows at once
-        self._shown_state: tuple[int, str] | None = None
+        self._shown_state: tuple[object, ...] | None = None
 
     def __enter__(self) -> Progress:
         return self
@@ -70,21 +71,33 @@ class Progress:
         self.fields.update(fields)
         self._maybe_show()
 
+    def _shares(self, elapsed: float) -> tuple[float | None, float | None]:
+        """How far the count and the clock are towards their limits (None: no such limit)."""
+        count = min(1.0, self.done / self.total) if self.total else None
+        clock = min(1.0, elapsed / self.seconds) if self.seconds else None
+        return count, clock
+
     def line(self) -> str:
-        """The current progress line."""
+        """The current progress line, measured against whichever limit ends the work first."""
+        elapsed = time.monotonic() - self._start
         parts = [self.label]
-        if self.total:
-            share = min(1.0, self.done / self.total)
+        counted = f"{self.done:,}/{self.total:,}" if self.total else f"{self.done:,}"
+        counted += f" {self.unit}"
+        count, clock = self._shares(elapsed)
+        if count is None and clock is None:
+            parts.append(counted)
+        else:
+            share = max(s for s in (count, clock) if s is not None)
             if self.live:
                 filled = int(share * self.width)
                 parts.append("[" + "#" * filled + "." * (self.width - filled) + "]")
-            parts.append(f"{self.done:,}/{self.total:,} {self.unit} ({share:.0%})")
-        else:
-            parts.append(f"{self.done:,} {self.unit}")
+            if clock is not None and (count is None or clock > count):  # time ends it first
+                counted += f", {_duration(elapsed)}/{_duration(self.seconds or 0)}"
+            parts.append(f"{counted} ({share:.0%})")
         parts.append(f"{self.rate:,.0f} {self.unit}/s")
         remaining = [(self.total - self.done) / self.rate] if self.total and self.rate > 0 else []
         if self.seconds is not None:  # work that also stops at a time limit
-            remaining.append(self.seconds - (time.monotonic() - self._start))
+            remaining.append(self.seconds - elapsed)
         if remaining:
             parts.append(f"ETA {_duration(min(remaining))}")
         parts.extend(f"{key} {value}" for key, value in self.fields.items())
@@ -94,7 +107,8 @@ class Progress:
         now = time.monotonic()
         if not force and now - self._shown < self.every:
             return
-        state = (self.done, repr(self.fields))
+        shares = [round(100 * x) for x in self._shares(now - self._start) if x is not None]
+        state = (self.done, repr(self.fields), shares)
         if force and not self.live and state == self._shown_state:
             return  # the final state is already on its own line
         self._shown, self._shown_state = now, state

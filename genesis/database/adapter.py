@@ -14,17 +14,25 @@ every ``%`` (inside literals too, as psycopg requires) is escaped. Parameters ar
 bound by the driver, never formatted into the SQL. On PostgreSQL the connection's
 ``search_path`` is the run's schema, so the same table names work on both backends. Use
 ``jsonb_exists()`` rather than the ``?`` operator in PostgreSQL-only SQL.
+
+The adapter opens a run the way a writable ``ProgramDatabase`` does: a run that does not
+exist yet (a missing SQLite file; on PostgreSQL, a missing ``genesis_<run>`` schema) is
+created, empty, with the current Genesis schema, so ``programs`` can be queried and tables
+created with DDL land in the run, on a fresh database as on a used one. An existing run is
+used as it is: the adapter never upgrades a ShinkaEvolve or older Genesis file.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from genesis.database.config import DatabaseConfig
-from genesis.database.errors import ConfigurationError, translating
+from genesis.database.errors import translating
 from genesis.database.url import DatabaseURL, resolve_url
 
 __all__ = ["DatabaseAdapter", "get_database_adapter", "translate_placeholders"]
@@ -98,6 +106,18 @@ def translate_placeholders(sql: str) -> str:
     return "".join(out)
 
 
+def _create_run(url: DatabaseURL) -> None:
+    """Create the run of ``url`` with the current schema if it is missing (as an open does)."""
+    from genesis.database.backends import create_store
+
+    async def open_once() -> None:
+        async with create_store(url, DatabaseConfig(pool_max_size=1, sqlite_readers=1)):
+            pass
+
+    with ThreadPoolExecutor(max_workers=1) as executor:  # works inside a running event loop
+        executor.submit(asyncio.run, open_once()).result()
+
+
 class DatabaseAdapter:
     """One synchronous connection to a run, with ``?`` placeholders on both backends."""
 
@@ -115,13 +135,13 @@ class DatabaseAdapter:
         return f"<DatabaseAdapter {self.url} {state}>"
 
     def connect(self) -> DatabaseAdapter:
-        """Open the connection (idempotent)."""
+        """Open the connection, creating the run first if it does not exist (idempotent)."""
         if self._conn is not None:
             return self
         with translating(self.url):
             if self.url.is_sqlite:
                 if not Path(self.url.path).exists():
-                    raise ConfigurationError(f"database file not found: {self.url.path}")
+                    _create_run(self.url)
                 self._conn = sqlite3.connect(self.url.path, timeout=60.0,
                                              check_same_thread=not self.threads)
                 if self.dict_rows:
@@ -143,10 +163,19 @@ class DatabaseAdapter:
                                    row_factory=dict_row if self.dict_rows else tuple_row)
         except psycopg.OperationalError as exc:
             raise unreachable(self.url, exc) from None
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT set_config('search_path', %s, false)",
-                           (schema_name(self.url.run),))
-        conn.commit()
+        schema = schema_name(self.url.run)
+        try:
+            with conn.cursor(row_factory=tuple_row) as cursor:
+                cursor.execute("SELECT to_regnamespace(%s) IS NULL", (schema,))
+                missing = cursor.fetchone()[0]
+                conn.commit()
+                if missing:
+                    _create_run(self.url)
+                cursor.execute("SELECT set_config('search_path', %s, false)", (schema,))
+            conn.commit()
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _require(self) -> Any:

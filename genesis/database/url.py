@@ -85,12 +85,15 @@ def looks_like_keywords(text: str) -> bool:
     return match is not None and match.group(1) in _LIBPQ_KEYWORDS
 
 
-def validate_run_name(name: str, setting: str = "run name") -> str:
-    """Return ``name`` if it is a valid run name, else raise ConfigurationError."""
+def validate_run_name(name: str, setting: str = "run") -> str:
+    """Return ``name`` if it is a valid run name, else a ConfigurationError naming ``setting``.
+
+    Every source of a run name reports a bad one alike: ``{setting}: invalid run name ...``.
+    """
     if not isinstance(name, str) or not _RUN_NAME.fullmatch(name):
         raise ConfigurationError(
-            f"{setting} {name!r} is invalid: use 1-40 lowercase letters, digits or '_', "
-            "starting with a letter"
+            f"{setting}: invalid run name {name!r}; use 1-40 lowercase letters, digits or "
+            "'_', starting with a letter"
         )
     return name
 
@@ -207,7 +210,7 @@ class DatabaseURL:
         if len(runs) > 1:
             raise ConfigurationError(f"{setting} names the run {len(runs)} times "
                                      f"({', '.join(map(repr, runs))}); give ?run= once")
-        run = validate_run_name(runs[0], f"{setting} option 'run'") if runs else DEFAULT_RUN
+        run = validate_run_name(runs[0], f"?run= in {setting}") if runs else DEFAULT_RUN
         return cls(
             backend="postgresql",
             host=host,

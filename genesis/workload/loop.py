@@ -11,12 +11,13 @@ running the loop again extends the same run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from genesis.database import AsyncProgramDatabase, Program
 from genesis.workload.circles import INITIAL_PROGRAM
@@ -25,6 +26,8 @@ from genesis.workload.evaluate import EvalResult
 from genesis.workload.mutate import Mutator
 
 __all__ = ["LoopReport", "LoopSettings", "Scorer", "evolve", "seed_run"]
+
+T = TypeVar("T")
 
 
 class Scorer(Protocol):
@@ -106,14 +109,35 @@ async def seed_run(db: AsyncProgramDatabase, scorer: Scorer, embedding_dim: int,
     return initial
 
 
+async def _unless_halted(work: Awaitable[T], halt: asyncio.Event) -> T | None:
+    """Await ``work``, or cancel it and return None once ``halt`` is set."""
+    task = asyncio.ensure_future(work)
+    halted = asyncio.ensure_future(halt.wait())
+    try:
+        await asyncio.wait((task, halted), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        halted.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    return None if task.cancelled() else task.result()
+
+
 async def evolve(
     db: AsyncProgramDatabase,
     mutator: Mutator,
     scorer: Scorer,
     settings: LoopSettings | None = None,
     on_step: Callable[[LoopReport], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> LoopReport:
-    """Run the loop until ``max_programs`` children were added or ``max_seconds`` passed."""
+    """Run the loop until ``max_programs`` children are added, ``max_seconds`` pass or ``stop``.
+
+    The program budget is taken before a step starts, so exactly ``max_programs`` children
+    are added however many workers run. At the time limit (or ``stop``) no new step starts
+    and the steps still sampling or evaluating are cancelled; a child whose add has begun
+    is stored and counted, so the report matches the database.
+    """
     settings = settings or LoopSettings()
     initial = await seed_run(db, scorer, settings.embedding_dim)
     report = LoopReport(initial_score=initial.combined_score)
@@ -121,18 +145,25 @@ async def evolve(
     report.first_generation = report.last_generation = next_generation
     session = uuid.uuid4().hex[:12]
     started = time.monotonic()
+    halt = asyncio.Event()
+    budget = settings.max_programs
 
-    def finished() -> bool:
-        report.seconds = time.monotonic() - started
-        out_of_programs = settings.max_programs is not None and \
-            report.added >= settings.max_programs
-        out_of_time = settings.max_seconds is not None and report.seconds >= settings.max_seconds
-        return out_of_programs or out_of_time
+    def take_step() -> bool:
+        nonlocal budget
+        if halt.is_set() or budget == 0:
+            return False
+        if budget is not None:
+            budget -= 1
+        return True
 
-    async def step(rng: random.Random) -> None:
+    async def watch() -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for((stop or asyncio.Event()).wait(), settings.max_seconds)
+        halt.set()
+
+    async def propose(rng: random.Random) -> tuple[Program, EvalResult, str]:
         nonlocal next_generation
         generation, next_generation = next_generation, next_generation + 1
-        report.last_generation = max(report.last_generation, generation)
         parent, inspirations, top_k, needs_fix = await db.sample_with_fix_mode()
         proposal = await mutator.propose(parent.code, [p.code for p in (*inspirations, *top_k)],
                                          rng)
@@ -150,9 +181,14 @@ async def evolve(
             metadata["max_similarity"] = max(similarities, default=0.0)
         child = _child(parent, proposal.code, generation, result, inspirations, top_k,
                        embedding, metadata, proposal.diff)
+        return child, result, job
+
+    async def store(child: Program, result: EvalResult, job: str) -> None:
         await db.add(child)
-        await db.record_generation_event(generation, result.status, job,
-                                         {"parent": parent.id, "score": result.combined_score})
+        await db.record_generation_event(child.generation, result.status, job,
+                                         {"parent": child.parent_id,
+                                          "score": result.combined_score})
+        report.last_generation = max(report.last_generation, child.generation)
         report.added += 1
         report.correct += int(result.correct)
         report.statuses[result.status] = report.statuses.get(result.status, 0) + 1
@@ -162,19 +198,23 @@ async def evolve(
 
     async def worker(index: int) -> None:
         rng = random.Random(settings.seed * 10_007 + index)
-        while not finished():
-            await step(rng)
+        while take_step():
+            proposed = await _unless_halted(propose(rng), halt)
+            if proposed is None:
+                return
+            await store(*proposed)
             if on_step is not None:
                 on_step(report)
 
+    watcher = asyncio.create_task(watch())
     tasks = [asyncio.create_task(worker(i)) for i in range(settings.workers)]
     try:
         await asyncio.gather(*tasks)
     finally:
-        for task in tasks:
+        for task in (*tasks, watcher):
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    finished()
+        await asyncio.gather(*tasks, watcher, return_exceptions=True)
+    report.seconds = time.monotonic() - started
     best = await db.get_best_program()
     report.best_score = best.combined_score if best is not None else report.best_score
     return report

@@ -21,7 +21,6 @@ import contextlib
 import logging
 import os
 import select
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -83,14 +82,6 @@ class _Patience:
         """Sleep before the next attempt."""
         await asyncio.sleep(self._delay)
         self._delay = min(self._delay * 2, 1.0)
-
-
-def _unreachable(exc: BaseException) -> bool:
-    """True for a failure to get a connection at all (nothing was sent)."""
-    pool = sys.modules.get("psycopg_pool")
-    return isinstance(exc, OperationalError) and not isinstance(exc, ConnectionLostError) and (
-        isinstance(exc.__cause__, psycopg.OperationalError)
-        or (pool is not None and isinstance(exc.__cause__, pool.PoolTimeout)))
 
 
 def _retry_is_safe(session: PostgresSession, exc: BaseException) -> bool:
@@ -299,23 +290,28 @@ class PostgresStore(StoreBase):
         self._check_writable()
         patience = _Patience(self.config.write_retry_timeout)
         while True:
+            sent = False
             try:
                 async with self._session() as session:
                     writes, reads = build(session)
+                    backend = session.conn.info.backend_pid
+                    sent = True
                     try:
                         rows = await session._flight(writes, reads, transaction=True)
-                    except BaseException as exc:
-                        if session.conn.broken:
-                            if await self._decided(committed, patience):
-                                return await self._read_again(reads)
+                    except OperationalError as exc:
+                        if getattr(exc.__cause__, "sqlstate", None) in _RETRY_SQLSTATES:
+                            await _roll_back(session)
                             raise _NotCommitted(f"the flight was rolled back: {exc}") from exc
-                        await _roll_back(session)
-                        if _retry_is_safe(session, exc):
-                            raise _NotCommitted(f"the flight was rolled back: {exc}") from exc
+                        # The connection failed with the flight: its outcome is unknown.
+                        if await self._decided(committed, backend, patience):
+                            return await self._read_again(reads)
+                        raise _NotCommitted(f"the flight did not commit: {exc}") from exc
+                    except BaseException:
+                        await _roll_back(session)  # the server refused it: nothing committed
                         raise
                     return [q.decode(r) for q, r in zip(reads, rows, strict=True)]
-            except OperationalError as exc:  # rolled back, or no connection could be had
-                if not isinstance(exc, _NotCommitted) and not _unreachable(exc):
+            except OperationalError as exc:  # certainly not committed, or nothing was sent
+                if sent and not isinstance(exc, _NotCommitted):
                     raise
                 if patience.exhausted:
                     raise ConnectionLostError(
@@ -326,12 +322,20 @@ class PostgresStore(StoreBase):
             self.write_retries += 1
             await patience.pause()
 
-    async def _decided(self, committed: CommitCheck, patience: _Patience) -> bool:
-        """Ask ``committed`` on a fresh connection, until it answers or patience runs out."""
+    async def _decided(self, committed: CommitCheck, backend: int,
+                       patience: _Patience) -> bool:
+        """Ask ``committed`` on a fresh connection, once the flight's outcome is final.
+
+        The server process that ran the flight may still be finishing it (committing, or
+        rolling back after the connection was cut): its outcome is final only once that
+        process is gone, so ``committed`` is asked only then (after a failover the old
+        server's processes are gone by definition).
+        """
         while True:
             with contextlib.suppress(OperationalError):
                 async with self._session() as session:
-                    return await committed(session)
+                    if not await session.backend_alive(backend):
+                        return await committed(session)
             if patience.exhausted:
                 raise ConnectionLostError(
                     f"the connection to PostgreSQL at {self.url.endpoint} was lost during a "

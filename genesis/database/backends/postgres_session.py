@@ -190,6 +190,11 @@ class PostgresSession(SQLSession):
                     await self.conn.execute("COMMIT")
             return [list(await cursor.fetchall()) for cursor in cursors]
 
+    async def backend_alive(self, pid: int) -> bool:
+        """True while the server process ``pid`` (another connection's) still exists."""
+        return await self._one("SELECT 1 FROM pg_stat_activity WHERE pid = %s",
+                               (pid,)) is not None
+
     async def program_exists(self, program_id: str) -> bool:
         """True if a program with this id is stored (a write's idempotency key)."""
         return await self._one(qualify("SELECT 1 FROM programs WHERE id = %s", self.schema),
