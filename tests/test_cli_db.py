@@ -15,6 +15,7 @@ import pytest
 
 from genesis.cli import main
 from genesis.database import DatabaseURL, create_store
+from genesis.database.backends.postgres_schema import SCHEMA_VERSION as PG_VERSION
 from genesis.database.backends.sqlite_schema import SCHEMA_VERSION
 from genesis.ops.stores import as_url
 from tests.conftest import SHINKA_FILES, TEST_PG_URL, require_postgres
@@ -188,7 +189,7 @@ def test_postgres_upgrade_runs_and_drop_run(source: DatabaseURL, monkeypatch: py
     with fresh_pg_run() as run:
         assert cli(capsys, "db", "copy", text(source), text(run))[0] == 0
         code, out, _ = cli(capsys, "db", "upgrade", text(run))
-        assert code == 0 and out == f"{shown(run)}: schema version 2 (already current)\n"
+        assert code == 0 and out == f"{shown(run)}: schema version {PG_VERSION} (already current)\n"
         code, out, _ = cli(capsys, "db", "runs", text(run.with_run("default")))
         assert code == 0 and any(line.split()[:2] == [run.run, "41"]
                                  for line in out.splitlines())

@@ -8,6 +8,7 @@ import pytest
 
 from genesis.database import DatabaseConfig, DatabaseURL, SchemaError, create_store
 from genesis.database.backends.postgres import RunInfo, drop_run, list_runs
+from genesis.database.backends.postgres_schema import SCHEMA_VERSION
 from tests.conftest import drop_pg_run, new_pg_run_url
 from tests.factories import make_program
 
@@ -49,7 +50,7 @@ async def test_list_runs_then_drop_one(two_runs, config: DatabaseConfig) -> None
     async with create_store(second, config):
         pass
     runs = {run.name: run for run in await list_runs(first)}
-    assert runs[first.run] == RunInfo(first.run, f"genesis_{first.run}", 3, 102.0, 2)
+    assert runs[first.run] == RunInfo(first.run, f"genesis_{first.run}", 3, 102.0, SCHEMA_VERSION)
     assert (runs[second.run].programs, runs[second.run].last_activity) == (0, None)
     await drop_run(first)
     await drop_run(first)  # dropping a run that is gone does nothing

@@ -18,7 +18,8 @@ from genesis.view.live import channel, listen, pg_changes
 from genesis.view.runs import Catalog
 from genesis.view.security import check_bind, cookie_value
 from genesis.view.server import serve_in_thread
-from tests.conftest import new_pg_run_url
+from tests.conftest import drop_pg_run, new_pg_run_url
+from tests.factories import make_program
 from tests.view_support import program, seed_run
 
 
@@ -106,6 +107,25 @@ async def test_listen_yields_notifications_and_drives_the_feed() -> None:
     sender = asyncio.create_task(notify())
     await asyncio.wait_for(anext(pg_changes(Run(), notify=True)), 5)  # type: ignore[arg-type]
     await sender
+
+
+@pytest.mark.postgres
+async def test_an_insert_notifies_the_runs_channel_at_commit() -> None:
+    url = new_pg_run_url()
+    try:
+        async with create_store(url) as store:
+            listener = listen(url, channel(store.schema))
+            first = asyncio.ensure_future(anext(listener))
+            await asyncio.sleep(0.3)  # listening
+            assert not first.done()
+            await store.add(make_program())
+            payload = await asyncio.wait_for(first, 5)
+            async with store.read() as reader:
+                newest = await reader.rows("SELECT MAX(seq) FROM programs")
+            assert payload == str(newest[0][0])
+            await listener.aclose()
+    finally:
+        drop_pg_run(url)
 
 
 def _gate(token: str) -> Callable[..., httpx.AsyncClient]:

@@ -6,9 +6,11 @@ seen. The sign is cheap and never reads the table:
 
 - SQLite: ``PRAGMA data_version`` on a dedicated read-only connection (it changes when any
   other connection commits), checked every 0.2 s;
-- PostgreSQL: the newest ``seq`` through its unique index, once a second. :func:`listen`
-  is the ``LISTEN`` side for a schema that notifies channel :func:`channel` after inserts;
-  :func:`pg_changes` switches to it by passing ``notify=True``.
+- PostgreSQL: ``LISTEN`` on the run's channel (:func:`channel`), on which every inserting
+  statement notifies at commit (schema version 3), with the newest ``seq`` checked through
+  its unique index every few seconds as a safety net (a notification lost with a dropped
+  connection, or a transaction-pooling PgBouncer in between, which does not carry them);
+  a run of an older schema is polled that way once a second.
 """
 
 from __future__ import annotations
@@ -33,16 +35,22 @@ __all__ = ["Feed", "channel", "listen", "pg_changes", "sqlite_changes", "sse"]
 log = logging.getLogger("genesis.view")
 SQLITE_INTERVAL = 0.2
 POSTGRES_INTERVAL = 1.0
+LISTEN_CHECK = 5.0  # seconds between safety-net checks while listening
+NOTIFYING_VERSION = 3  # the PostgreSQL schema version from which inserts notify
 _QUEUE = 16  # updates a slow page may fall behind by before older ones are dropped
 
 
 def channel(schema: str) -> str:
-    """Return the NOTIFY channel of a run's schema."""
-    return f"genesis_{schema}"
+    """Return the NOTIFY channel of a run's schema (the schema's name)."""
+    return schema
 
 
-async def listen(url: DatabaseURL, name: str) -> AsyncIterator[str]:
-    """Yield the payload of every notification on channel ``name``, on a connection of its own."""
+async def listen(url: DatabaseURL, name: str, timeout: float | None = None
+                 ) -> AsyncIterator[str | None]:
+    """Yield the payload of every notification on channel ``name``, on a connection of its own.
+
+    With ``timeout``, None is yielded after that many seconds without a notification.
+    """
     from psycopg import sql
 
     from genesis.database.backends.postgres_connect import connect
@@ -50,8 +58,10 @@ async def listen(url: DatabaseURL, name: str) -> AsyncIterator[str]:
     async with await connect(url) as conn:
         await conn.set_autocommit(True)
         await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(name)))
-        async for notification in conn.notifies():
-            yield notification.payload
+        while True:
+            async for notification in conn.notifies(timeout=timeout):
+                yield notification.payload
+            yield None
 
 
 async def sqlite_changes(path: str, interval: float = SQLITE_INTERVAL) -> AsyncIterator[None]:
@@ -70,19 +80,30 @@ async def sqlite_changes(path: str, interval: float = SQLITE_INTERVAL) -> AsyncI
 
 
 async def pg_changes(run: RunView, interval: float = POSTGRES_INTERVAL,
-                     notify: bool = False) -> AsyncIterator[None]:
-    """Yield whenever a PostgreSQL run has a program newer than the last one seen."""
+                     notify: bool | None = None) -> AsyncIterator[None]:
+    """Yield whenever a PostgreSQL run has a program newer than the last one seen.
+
+    ``notify`` (default: when the run's schema notifies) listens instead of polling.
+    """
+    if notify is None:
+        notify = await run.store.schema_version() >= NOTIFYING_VERSION
     if notify:
         schema = getattr(run.store, "schema", "")
-        async for _ in listen(run.url, channel(schema)):
-            yield
+        async for payload in listen(run.url, channel(schema), timeout=LISTEN_CHECK):
+            if payload is not None or await _newer(run):
+                yield
         return
     while True:
-        async with run.queries() as q:
-            newest = await q.newest_seq()
-        if newest > run.series.last_seq:
+        if await _newer(run):
             yield
         await asyncio.sleep(interval)
+
+
+async def _newer(run: RunView) -> bool:
+    """True if the run has a program newer than the newest the view has seen."""
+    async with run.queries() as q:
+        newest = await q.newest_seq()
+    return newest > run.series.last_seq
 
 
 def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> str:

@@ -3,7 +3,8 @@
 A run lives in its own schema, ``genesis_<run>``, and every object in the DDL is qualified
 with it, so nothing depends on ``search_path``. Versions are numbered like SQLite's (1: the
 ShinkaEvolve tables, 2: Genesis' indexes, island counters and job index), so both backends
-report the same version for the same schema level. ``genesis_schema`` records one row per
+report the same version for the same schema level; 3 (PostgreSQL only) notifies
+listeners of new programs. ``genesis_schema`` records one row per
 applied step. Upgrades run in one transaction begun once an advisory lock derived from the
 schema name is held, and re-read the version first: many workers starting at once on a
 new run create it exactly once. :func:`render_ddl` returns the same statements as one
@@ -32,7 +33,7 @@ __all__ = [
     "schema_name",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA_PREFIX = "genesis_"
 # The advisory lock of whoever creates, upgrades or drops a run's schema. Its one-bigint key
 # space is disjoint from the two-int one of write locks.
@@ -226,10 +227,27 @@ _GENESIS = (
     "FOR EACH STATEMENT EXECUTE FUNCTION {s}.islands_after_delete()",
 )
 
+# One notification per inserting statement (a group commit is one), on the channel named
+# after the schema, carrying the newest seq: live views LISTEN instead of polling. It is
+# delivered at commit, and only then.
+_NOTIFY = (
+    """CREATE FUNCTION {s}.programs_notify() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('{s}', (SELECT MAX(seq) FROM new_rows)::text);
+    RETURN NULL;
+END
+$$""",
+    "CREATE TRIGGER programs_notify AFTER INSERT ON {s}.programs "
+    "REFERENCING NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION {s}.programs_notify()",
+)
+
 # STEPS[k] brings a schema from version k to k + 1.
 STEPS: tuple[tuple[str, ...], ...] = (
     _TABLES,  # 0 -> 1: the ShinkaEvolve tables with PostgreSQL types
     _GENESIS,  # 1 -> 2: island counters, evolution indexes, JSONB GIN indexes
+    _NOTIFY,  # 2 -> 3: NOTIFY on insert, for live views
 )
 assert len(STEPS) == SCHEMA_VERSION
 
