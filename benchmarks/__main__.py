@@ -34,6 +34,8 @@ SUITE: list[tuple[str, str, list[str], list[str]]] = [
      ["--rows", "3000", "--small-rows", "1000", "--embedding-rows", "300"]),
     ("Evolution-step throughput vs ShinkaEvolve", "benchmarks.workload", [], ["--quick"]),
     ("The view vs run size", "benchmarks.view", [], ["--quick"]),
+    ("PostgreSQL at scale: workers and network round trips", "benchmarks.scaling", [],
+     ["--quick"]),
 ]
 # ShinkaEvolve 0.0.7's sample() latency measured on this machine (DESIGN.md).
 SHINKA_SAMPLE_MS = {1000: 29.0, 10_000: 214.0}
