@@ -2,7 +2,7 @@
 
 The proxy (``benchmarks/latency_proxy.py``, a child process) counts the flights the engine
 waits for; counts do not depend on the machine's speed, so they can be asserted. Today's
-engine needs 16-22 per step, so these tests are expected to fail until it meets the target.
+engine needs 16-19 per step, so these tests are expected to fail until it meets the target.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ pytestmark = pytest.mark.postgres
 STEPS = 15
 MAX_STEP_ROUND_TRIPS = 4
 MAX_SAMPLE_ROUND_TRIPS = 1
-TODAY = ("issue 13: today's engine needs 16-22 round trips per step (sample 5, similarity 2, "
-         "add 6, maintenance 9 when it runs); remove this mark once it meets the target")
+TODAY = ("issue 13: the engine still needs 16-19 round trips per step (sample 2, similarity 2, "
+         "add 6, maintenance 8-9 when it runs) and 1.5 per sample(); remove this mark once "
+         "it meets the target")
 
 
 @pytest.fixture(scope="module")
