@@ -1,7 +1,7 @@
 """Run every benchmark of the project; write a markdown report and a chart.
 
-    python -m benchmarks              # everything, full sizes (about 45 minutes)
-    python -m benchmarks --quick      # everything, small sizes (under two minutes)
+    python -m benchmarks              # everything, full sizes (about an hour)
+    python -m benchmarks --quick      # everything, small sizes (a few minutes)
 
 Each benchmark prints its own tables (SQLite always, PostgreSQL when reachable,
 ShinkaEvolve when ``benchmarks/setup_shinka.sh`` has been run); they are collected into
@@ -34,6 +34,9 @@ SUITE: list[tuple[str, str, list[str], list[str]]] = [
      ["--rows", "3000", "--small-rows", "1000", "--embedding-rows", "300"]),
     ("Evolution-step throughput vs ShinkaEvolve", "benchmarks.workload", [], ["--quick"]),
     ("The view vs run size", "benchmarks.view", [], ["--quick"]),
+    ("PostgreSQL at scale: workers and network round trips", "benchmarks.scaling", [],
+     ["--quick"]),
+    ("Big runs: 10k vs 1M programs", "benchmarks.bigrun", [], ["--quick"]),
 ]
 # ShinkaEvolve 0.0.7's sample() latency measured on this machine (DESIGN.md).
 SHINKA_SAMPLE_MS = {1000: 29.0, 10_000: 214.0}
@@ -110,7 +113,7 @@ def chart() -> str | None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the suite."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, under two minutes")
+    parser.add_argument("--quick", action="store_true", help="small sizes, a few minutes")
     args = parser.parse_args(argv)
     started = time.monotonic()
     sections = [run(title, module, quick if args.quick else full)

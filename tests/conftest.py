@@ -4,6 +4,10 @@ PostgreSQL tests use ``GENESIS_TEST_DATABASE_URL`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``); each test gets its own run, dropped after.
 Where no server answers they are skipped with the reason, unless
 ``GENESIS_REQUIRE_POSTGRES=1`` (set by CI), which turns a missing server into a failure.
+
+``--through-pgbouncer`` (or ``GENESIS_TEST_THROUGH_PGBOUNCER=1``) sends every PostgreSQL test
+through a PgBouncer in transaction pooling mode that the session starts (``tests/pgbouncer.py``);
+the tests marked ``pgbouncer`` always go through it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import NoReturn
@@ -20,6 +25,14 @@ import pytest
 
 from genesis.database import DatabaseConfig, DatabaseURL, create_store
 from genesis.database.protocol import ProgramStore
+from tests.pgbouncer import (
+    REQUIRE_PGBOUNCER,
+    PgBouncer,
+    pgbouncer_unavailable,
+    shared_pgbouncer,
+    stop_shared,
+    through_pgbouncer,
+)
 
 TEST_PG_URL = os.environ.get(
     "GENESIS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -28,6 +41,23 @@ REQUIRE_POSTGRES = os.environ.get("GENESIS_REQUIRE_POSTGRES", "") not in ("", "0
 SHINKA_DATA = Path(__file__).parent / "data" / "shinka"
 SHINKA_FILES = sorted(SHINKA_DATA.glob("*.sqlite"))
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add --through-pgbouncer."""
+    parser.addoption("--through-pgbouncer", action="store_true",
+                     help="run the PostgreSQL tests through PgBouncer (transaction pooling)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Pass --through-pgbouncer on as the environment variable (worker processes see it)."""
+    if config.getoption("--through-pgbouncer"):
+        os.environ["GENESIS_TEST_THROUGH_PGBOUNCER"] = "1"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the session's PgBouncer."""
+    stop_shared()
 
 
 @cache
@@ -51,12 +81,38 @@ def postgres_test_cannot_run(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+def server_url() -> DatabaseURL:
+    """Return the test server's own URL (never through PgBouncer)."""
+    return DatabaseURL.parse(TEST_PG_URL, "GENESIS_TEST_DATABASE_URL")
+
+
 def require_postgres() -> DatabaseURL:
-    """Return the test server URL, or skip (fail under GENESIS_REQUIRE_POSTGRES=1)."""
+    """Return the test server URL, or skip (fail under GENESIS_REQUIRE_POSTGRES=1).
+
+    With ``--through-pgbouncer`` the URL leads through the session's PgBouncer.
+    """
     reason = postgres_unavailable()
     if reason is not None:
         postgres_test_cannot_run(reason)
-    return DatabaseURL.parse(TEST_PG_URL, "GENESIS_TEST_DATABASE_URL")
+    if through_pgbouncer():
+        return require_pgbouncer().route(server_url())
+    return server_url()
+
+
+def require_pgbouncer() -> PgBouncer:
+    """Return the session's PgBouncer, or skip (fail under GENESIS_REQUIRE_PGBOUNCER=1)."""
+    reason = postgres_unavailable()
+    if reason is not None:
+        postgres_test_cannot_run(reason)
+    reason = pgbouncer_unavailable()
+    if reason is None:
+        try:
+            return shared_pgbouncer(server_url())
+        except RuntimeError as exc:
+            reason = str(exc)
+    if REQUIRE_PGBOUNCER:
+        pytest.fail(f"GENESIS_REQUIRE_PGBOUNCER=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 def new_pg_run_url() -> DatabaseURL:
@@ -65,10 +121,17 @@ def new_pg_run_url() -> DatabaseURL:
 
 
 def drop_pg_run(url: DatabaseURL) -> None:
-    """Drop a test run and everything in it."""
+    """Drop a test run and everything in it (on the server itself, not through PgBouncer)."""
     from genesis.database.backends.postgres import drop_run_sync
 
-    drop_run_sync(url)
+    server = server_url()
+    drop_run_sync(replace(url, host=server.host, port=server.port))
+
+
+@pytest.fixture(scope="session")
+def pgbouncer() -> PgBouncer:
+    """The session's PgBouncer (transaction pooling) in front of the test server."""
+    return require_pgbouncer()
 
 
 @pytest.fixture(params=BACKENDS)
