@@ -55,6 +55,17 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["GENESIS_TEST_THROUGH_PGBOUNCER"] = "1"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With --through-pgbouncer, skip the tests that need the engine's own server backends."""
+    if not through_pgbouncer():
+        return
+    skip = pytest.mark.skip(reason="needs direct connections (marker 'direct'): it kills or "
+                                   "listens on the engine's server backends")
+    for item in items:
+        if item.get_closest_marker("direct"):
+            item.add_marker(skip)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Stop the session's PgBouncer."""
     stop_shared()

@@ -24,7 +24,8 @@ BATCH = 5
 def wait_until_part_copied(run: DatabaseURL, child: subprocess.Popen[str]) -> int:
     """Poll the destination until it holds some but not all programs; return that count."""
     query = f"SELECT COALESCE(SUM(programs), 0) FROM {schema_name(run.run)}.islands"
-    with psycopg.connect(run.conninfo(), autocommit=True) as conn:
+    # Nothing prepared: the same polling query runs often, maybe through PgBouncer.
+    with psycopg.connect(run.conninfo(), autocommit=True, prepare_threshold=None) as conn:
         while child.poll() is None:
             try:
                 count = conn.execute(query).fetchone()[0]

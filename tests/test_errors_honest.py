@@ -78,6 +78,7 @@ async def test_failed_maintenance_says_the_program_is_stored(
 
 
 @pytest.mark.postgres
+@pytest.mark.direct
 async def test_maintenance_lock_held_and_connection_killed(tmp_path: Path) -> None:
     """Maintenance is held up by another session; the waiting connection is killed repeatedly.
 

@@ -29,7 +29,8 @@ from genesis.database.backends.postgres_session import PostgresSession
 from tests.conftest import postgres_test_cannot_run, require_postgres
 from tests.factories import make_program
 
-pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("backend", ["postgres"])]
+pytestmark = [pytest.mark.postgres, pytest.mark.direct,
+              pytest.mark.parametrize("backend", ["postgres"])]
 TASKS = 8
 PER_TASK = 40
 KILL = ("SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "

@@ -233,10 +233,12 @@ async def test_migration_candidates_and_embeddings(store: ProgramStore) -> None:
     root = make_program(generation=0, embedding_dim=8)
     kids = [make_program(parent=root, embedding_dim=8) for _ in range(3)]
     wrong = make_program(parent=root, correct=False)
-    await store.add_many([root, *kids, wrong, make_program(island=1)])
+    other = make_program(island=1, generation=2)
+    await store.add_many([root, *kids, wrong, other, make_program(island=2)])
     async with store.read() as reader:
-        candidates = {s.id for s in await reader.migration_candidates(0)}
-        assert candidates == {k.id for k in kids}
+        candidates = await reader.migration_candidates([0, 1, 2])
+        assert {s.id for s in candidates[0]} == {k.id for k in kids}
+        assert [s.id for s in candidates[1]] == [other.id] and candidates[2] == []
         ids = await reader.embedding_ids(0)
         assert ids == sorted([root.id, *[k.id for k in kids]])
         blobs = await reader.embeddings(ids)

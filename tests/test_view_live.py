@@ -84,6 +84,7 @@ async def test_server_sent_events_bring_a_new_program(store_url: DatabaseURL) ->
 
 
 @pytest.mark.postgres
+@pytest.mark.direct
 async def test_listen_yields_notifications_and_drives_the_feed() -> None:
     url = new_pg_run_url()
     name = channel(f"genesis_{url.run}")
@@ -110,6 +111,7 @@ async def test_listen_yields_notifications_and_drives_the_feed() -> None:
 
 
 @pytest.mark.postgres
+@pytest.mark.direct
 async def test_an_insert_notifies_the_runs_channel_at_commit() -> None:
     url = new_pg_run_url()
     try:

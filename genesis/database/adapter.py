@@ -11,8 +11,9 @@
 Statements use ``?`` placeholders on both backends; for PostgreSQL they are translated to
 ``%s`` outside string literals, quoted identifiers, comments and dollar-quoted bodies, and
 every ``%`` (inside literals too, as psycopg requires) is escaped. Parameters are always
-bound by the driver, never formatted into the SQL. On PostgreSQL the connection's
-``search_path`` is the run's schema, so the same table names work on both backends. Use
+bound by the driver, never formatted into the SQL. On PostgreSQL every transaction starts
+with ``search_path`` set to the run's schema (SET LOCAL, so a transaction-pooling PgBouncer
+keeps it), and the same table names work on both backends. Use
 ``jsonb_exists()`` rather than the ``?`` operator in PostgreSQL-only SQL.
 
 The adapter opens a run the way a writable ``ProgramDatabase`` does: a run that does not
@@ -129,6 +130,7 @@ class DatabaseAdapter:
         self.threads = threads  # usable from several threads, one at a time
         self._conn: Any = None
         self._cursor: Any = None
+        self._schema = ""  # PostgreSQL: the run's schema, set when connected
 
     def __repr__(self) -> str:
         state = "open" if self._conn is not None else "closed"
@@ -171,12 +173,25 @@ class DatabaseAdapter:
                 conn.commit()
                 if missing:
                     _create_run(self.url)
-                cursor.execute("SELECT set_config('search_path', %s, false)", (schema,))
-            conn.commit()
         except BaseException:
             conn.close()
             raise
+        self._schema = schema
         return conn
+
+    def _begin_in_run(self, conn: Any) -> None:
+        """Open the next PostgreSQL transaction with ``search_path`` set to the run's schema.
+
+        SET LOCAL lasts one transaction, which is what a transaction-pooling PgBouncer keeps
+        together on one server connection; a session-level setting would be lost there.
+        """
+        if self.url.is_sqlite:
+            return
+        from psycopg.pq import TransactionStatus
+
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            return
+        conn.execute("SELECT set_config('search_path', %s, true)", (self._schema,))
 
     def _require(self) -> Any:
         if self._conn is None:
@@ -198,6 +213,7 @@ class DatabaseAdapter:
         """Run one statement with bound parameters; fetch its rows with fetchone/fetchall."""
         conn = self._require()
         with translating(self.url):
+            self._begin_in_run(conn)
             self._cursor = conn.cursor()
             self._cursor.execute(self._sql(sql), self._params(params))
         return self
@@ -206,6 +222,7 @@ class DatabaseAdapter:
         """Run one statement once per parameter sequence."""
         conn = self._require()
         with translating(self.url):
+            self._begin_in_run(conn)
             self._cursor = conn.cursor()
             self._cursor.executemany(self._sql(sql), [self._params(r) for r in rows])
         return self

@@ -36,7 +36,7 @@ from genesis.database.errors import (
     OperationalError,
     ReadOnlyError,
 )
-from genesis.database.inspirations import plan_inspirations
+from genesis.database.inspirations import Drawn, draw_inspirations
 from genesis.database.islands import (
     LAST_MIGRATION_KEY,
     assign_root_island,
@@ -73,6 +73,7 @@ log = logging.getLogger("genesis.database")
 
 Sample = tuple[Program, list[Program], list[Program]]
 FixSample = tuple[Program, list[Program], list[Program], bool]
+
 
 
 class AsyncProgramDatabase:
@@ -500,18 +501,17 @@ class AsyncProgramDatabase:
             island = initialized[choose(self._rng, probabilities)]
             ctx = PlanContext(state, self.config, self._rng)
             plan = plan_parent(ctx, island)
-            parent, programs = await self._fetch_parent(reader, plan, island)
+            parent, programs, drawn = await self._fetch_parent(reader, plan, island, state)
             if parent is None:
-                parent, programs = await self._fetch_parent(reader, best_or_random(ctx, island),
-                                                            island)
+                parent, programs, drawn = await self._fetch_parent(
+                    reader, best_or_random(ctx, island), island, state)
             if parent is None:
                 raise RuntimeError(f"no parent could be sampled from island {island.island_idx}")
             fresh = self._state or state  # what the flight brought back
             if plan.beam and parent.id != fresh.metadata.get("beam_search_parent_id"):
                 await self.set_beam_search_parent_id(parent.id)
-            members = [m for m in fresh.archive if m.correct]
-            chosen, top = plan_inspirations(parent.id, parent.island_idx, self.config,
-                                            self._rng, fresh.best, members)
+            chosen, top = drawn or draw_inspirations(parent.id, parent.island_idx, fresh,
+                                                      self.config, self._rng)
             missing = [pid for pid in (*chosen, *top) if pid not in programs]
             if missing:
                 programs.update((await reader.fetch(reader.q_programs(missing)))[0])
@@ -520,29 +520,31 @@ class AsyncProgramDatabase:
         self._remember_islands([parent, *archive, *top_k])
         return parent, archive, top_k, False
 
-    async def _fetch_parent(self, reader: StoreReader, plan: ParentPlan, island: IslandStats
-                            ) -> tuple[Program | None, dict[str, Program]]:
+    async def _fetch_parent(self, reader: StoreReader, plan: ParentPlan, island: IslandStats,
+                            state: SelectionState
+                            ) -> tuple[Program | None, dict[str, Program], Drawn | None]:
         """Fetch a plan's parent, and the inspirations it implies, in one flight.
 
-        When the plan names the parent by id the inspirations are chosen first and come in
-        the same flight; the selection state comes back with it.
+        When the plan names the parent by id, the inspirations are drawn first, from the same
+        state the parent was chosen from, and come in the same flight (returned as drawn);
+        the selection state comes back with it.
         """
         ids = list(plan.ids)
+        drawn, saved = None, self._rng.bit_generator.state
         if plan.ids and not plan.nth:
-            members = [m for m in self._state.archive if m.correct] if self._state else []
-            best = self._state.best if self._state else None
-            saved = self._rng.bit_generator.state
-            chosen, top = plan_inspirations(plan.ids[0], island.island_idx, self.config,
-                                            self._rng, best, members)
-            self._rng.bit_generator.state = saved  # drawn again once the parent is known
-            ids += [*chosen, *top]
+            drawn = draw_inspirations(plan.ids[0], island.island_idx, state, self.config,
+                                  self._rng)
+            ids += [*drawn[0], *drawn[1]]
         queries = [reader.q_programs(ids)] if ids else []
         queries += [reader.q_nth(**lookup) for lookup in plan.nth]
         if not queries:
-            return None, {}
+            return None, {}, None
         results, self._state = await reader.fetch_with_state(*queries)
         by_id: dict[str, Program] = results[0] if ids else {}
-        return plan.resolve(by_id, results[1:] if ids else results), by_id
+        parent = plan.resolve(by_id, results[1:] if ids else results)
+        if drawn is not None and (parent is None or parent.id != plan.ids[0]):
+            drawn, self._rng.bit_generator.state = None, saved  # drawn again for the parent
+        return parent, by_id, drawn
 
     async def _sample_uninitialized(
         self, reader: StoreReader, stats: list[IslandStats], fix_mode: bool

@@ -16,10 +16,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from genesis.database.config import DatabaseConfig
-from genesis.database.protocol import ProgramSummary
+from genesis.database.protocol import ProgramSummary, SelectionState
 from genesis.database.selection import num_elites
 
-__all__ = ["plan_inspirations"]
+__all__ = ["Drawn", "draw_inspirations", "plan_inspirations"]
+
+Drawn = tuple[list[str], list[str]]  # ids of (archive inspirations, top-k inspirations)
 
 
 def _by_score(members: list[ProgramSummary]) -> list[ProgramSummary]:
@@ -39,7 +41,7 @@ def plan_inspirations(
     rng: np.random.Generator,
     best: ProgramSummary | None,
     archive: Sequence[ProgramSummary],
-) -> tuple[list[str], list[str]]:
+) -> Drawn:
     """Return the ids of (archive inspirations, top-k inspirations) for a parent.
 
     ``archive`` is the archive's correct members; ``island`` is the parent's.
@@ -75,3 +77,10 @@ def plan_inspirations(
         pool = local if separate else list(archive)
         top = [m.id for m in _by_score(pool) if m.id not in taken][:k]
     return chosen, top
+
+
+def draw_inspirations(parent_id: str, island: int | None, state: SelectionState,
+                      config: DatabaseConfig, rng: np.random.Generator) -> Drawn:
+    """Draw a parent's inspirations from the archive and best program of ``state``."""
+    members = [m for m in state.archive if m.correct]
+    return plan_inspirations(parent_id, island, config, rng, state.best, members)

@@ -82,12 +82,11 @@ async def migrate(
     if not await writer.raise_metadata(LAST_MIGRATION_KEY, generation):
         return 0  # another worker already migrated for this generation (or a later one)
     sizes = {s.island_idx: s.programs for s in await writer.island_stats()}
+    sources = [source for source in range(islands) if sizes.get(source, 0) > 1]
+    found = await writer.migration_candidates(sources) if sources else {}
     moved: set[str] = set()
-    for source in range(islands):
-        size = sizes.get(source, 0)
-        if size <= 1:
-            continue
-        candidates = await writer.migration_candidates(source)
+    for source in sources:
+        size, candidates = sizes[source], found[source]
         if config.island_elitism and candidates:
             elite = max(candidates, key=lambda c: (c.combined_score is not None,
                                                    c.combined_score or 0.0, c.id))

@@ -212,8 +212,9 @@ class StoreReader(Protocol):
         """Return the number of archive members."""
         ...
 
-    async def migration_candidates(self, island: int) -> list[ProgramSummary]:
-        """Return the correct programs of generation > 0 on an island."""
+    async def migration_candidates(self, islands: Sequence[int]
+                                   ) -> dict[int, list[ProgramSummary]]:
+        """Return each island's correct programs of generation > 0 (one round trip)."""
         ...
 
     async def by_source_job_id(self, job_id: str) -> Program | None:

@@ -35,7 +35,8 @@ __all__ = ["Feed", "channel", "listen", "pg_changes", "sqlite_changes", "sse"]
 log = logging.getLogger("genesis.view")
 SQLITE_INTERVAL = 0.2
 POSTGRES_INTERVAL = 1.0
-LISTEN_CHECK = 5.0  # seconds between safety-net checks while listening
+LISTEN_CHECK = POSTGRES_INTERVAL  # safety-net checks while listening (no LISTEN behind
+# a transaction-pooling PgBouncer: then updates come as fast as polling brings them)
 NOTIFYING_VERSION = 3  # the PostgreSQL schema version from which inserts notify
 _QUEUE = 16  # updates a slow page may fall behind by before older ones are dropped
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import re
 import select
 import threading
 from abc import ABC, abstractmethod
@@ -59,6 +60,8 @@ logger = logging.getLogger(__name__)
 BUSY_TIMEOUT = 60.0  # seconds a SQLite writer waits for another writer's lock
 CONNECT_TIMEOUT = 30.0  # seconds to connect to PostgreSQL
 TABLES = ("system_prompts", "prompt_archive", "prompt_metadata_store")
+# A prompt table named in SQL (not a quoted name, not already schema-qualified).
+_PROMPT_TABLE = re.compile(rf"(?<![\w.'\"])({'|'.join(TABLES)})\b(?!['\"])")
 # ShinkaEvolve's columns, in its order; {real} and {json_*} differ between the backends.
 COLUMNS: dict[str, str] = {
     "id": "TEXT PRIMARY KEY",
@@ -402,16 +405,18 @@ class PostgresPromptStore(PromptStore):
     types = {"real": "DOUBLE PRECISION", "json_list": "JSONB NOT NULL DEFAULT '[]'",
              "json_dict": "JSONB NOT NULL DEFAULT '{}'"}
     tables_sql = ("SELECT table_name AS name FROM information_schema.tables "
-                  "WHERE table_schema = current_schema()")
+                  "WHERE table_schema = '{schema}'")
     columns_sql = ("SELECT column_name AS name FROM information_schema.columns "
-                   "WHERE table_schema = current_schema() AND table_name = 'system_prompts'")
+                   "WHERE table_schema = '{schema}' AND table_name = 'system_prompts'")
     cost_sql = """SELECT SUM(CASE WHEN jsonb_typeof(metadata -> 'llm' -> 'cost') = 'number'
         THEN (metadata -> 'llm' ->> 'cost')::float8 END) FROM system_prompts"""
 
     def __init__(self, url: DatabaseURL, *, read_only: bool = False) -> None:
         from genesis.database.backends.postgres_schema import schema_name
 
-        self.schema = schema_name(url.run)
+        self.schema = schema_name(url.run)  # a validated identifier: safe in the SQL
+        self.tables_sql = self.tables_sql.format(schema=self.schema)
+        self.columns_sql = self.columns_sql.format(schema=self.schema)
         if not read_only:
             _create_run(url)
         super().__init__(url, read_only=read_only)
@@ -427,11 +432,6 @@ class PostgresPromptStore(PromptStore):
                                        **connection_kwargs(self.url, CONNECT_TIMEOUT))
         except OperationalError as exc:
             raise unreachable(self.url, exc) from exc
-        settings = f"SET search_path TO {self.schema}"
-        if self.read_only:
-            settings += "; SET default_transaction_read_only TO on"
-        with translating(self.url):
-            conn.execute(settings)
         return conn
 
     def _connection(self) -> Any:
@@ -449,7 +449,9 @@ class PostgresPromptStore(PromptStore):
                       (f"genesis-prompts:{self.schema}",))
 
     def _sql(self, sql: str) -> str:
-        return translate_placeholders(sql)
+        # Tables are named with their schema: no session state (search_path) that a
+        # transaction-pooling PgBouncer would lose. Read-only is enforced by the store.
+        return _PROMPT_TABLE.sub(rf"{self.schema}.\1", translate_placeholders(sql))
 
 
 def _ended_by_server(conn: Any) -> bool:

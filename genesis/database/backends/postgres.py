@@ -153,7 +153,6 @@ class PostgresStore(StoreBase):
             max_size=self.config.pool_max_size,
             timeout=self.config.pool_timeout,
             kwargs=connection_kwargs(self.url, self.config.pool_timeout),
-            configure=self._configure,
             check=_check_idle_connection,
             reconnect_failed=self._reconnect_failed,
             name=f"genesis/{self.url.run}",
@@ -167,15 +166,6 @@ class PostgresStore(StoreBase):
             raise unreachable(self.url, exc) from exc
         self._pool = pool
         self._state = "open"
-
-    async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        # No session state at all: every statement names the run's schema, and statements
-        # are not prepared on the server, so a transaction-pooling PgBouncer may hand each
-        # transaction to another server connection. (Unprepared statements are planned for
-        # their parameters every time, which also keeps a generic plan made while a fresh
-        # run was nearly empty from seq-scanning it later.) A read-only store refuses writes
-        # itself; its snapshot reads run in READ ONLY transactions.
-        conn.prepare_threshold = None
 
     async def _reconnect_failed(self, pool: AsyncConnectionPool[Any]) -> None:
         logger.warning("PostgreSQL at %s stayed unreachable; pool %s gave up reconnecting",

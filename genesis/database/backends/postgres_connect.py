@@ -1,11 +1,12 @@
 """Connecting to PostgreSQL: connection settings of a run, and errors naming the server.
 
-Every connection Genesis opens is in autocommit mode (transactions are explicit) and carries
-an ``application_name`` (``genesis/<run>`` unless the URL sets one), so an administrator
-can tell a run's connections apart in ``pg_stat_activity``. A failure to connect is an
-:class:`OperationalError` naming host and port; the password never appears in it. Where a
-connection actually went (a URL without host or database leaves them to libpq's defaults
-and ``PG*`` variables) is read back from the connection: :func:`server_of`.
+Every connection Genesis opens is in autocommit mode (transactions are explicit), prepares
+no statement on the server, and carries an ``application_name`` (``genesis/<run>`` unless
+the URL sets one), so an administrator can tell a run's connections apart in
+``pg_stat_activity``. A failure to connect is an :class:`OperationalError` naming host and
+port; the password never appears in it. Where a connection actually went (a URL without
+host or database leaves them to libpq's defaults and ``PG*`` variables) is read back from
+the connection: :func:`server_of`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ def connection_kwargs(url: DatabaseURL, timeout: float) -> dict[str, Any]:
     options: dict[str, Any] = {
         "autocommit": True,
         "connect_timeout": max(1, math.ceil(timeout)),
+        # Nothing is prepared on the server (session state): a transaction-pooling
+        # PgBouncer may hand each transaction to another server connection. Unprepared
+        # statements are also planned for their parameters every time, so a generic plan
+        # made while a fresh run was nearly empty never seq-scans it later.
+        "prepare_threshold": None,
     }
     if "application_name" not in dict(url.options):
         options["application_name"] = f"genesis/{url.run}"

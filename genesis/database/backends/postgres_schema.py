@@ -13,7 +13,6 @@ script; it is the source of ``docker/init-db.sql``.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,6 +37,8 @@ SCHEMA_PREFIX = "genesis_"
 # The advisory lock of whoever creates, upgrades or drops a run's schema. Its one-bigint key
 # space is disjoint from the two-int one of write locks.
 _DDL_KEY = "hashtextextended('genesis:' || %s, 0)"
+_EXISTS = ("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+           "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = 'genesis_schema')")
 
 _BOOTSTRAP = (
     "CREATE SCHEMA IF NOT EXISTS {s}",
@@ -279,9 +280,14 @@ def render_ddl(run: str = DEFAULT_RUN) -> str:
 
 
 async def read_version(conn: psycopg.AsyncConnection[Any], schema: str) -> int:
-    """Return the schema version of a run (0 when the run does not exist yet)."""
-    cursor = await conn.execute("SELECT to_regclass(%s) IS NOT NULL",
-                                (f"{schema}.genesis_schema",))
+    """Return the schema version of a run (0 when the run does not exist yet).
+
+    Existence is read from ``pg_class`` with this statement's snapshot, not through the
+    backend's catalog cache (``to_regclass``), which inside a transaction begun earlier can
+    still miss a schema another worker has committed since; scanning the catalog also makes
+    the backend take in such changes before the statements that follow.
+    """
+    cursor = await conn.execute(_EXISTS, (schema,))
     row = await cursor.fetchone()
     if not row or not row[0]:
         return 0
@@ -296,19 +302,15 @@ async def read_version(conn: psycopg.AsyncConnection[Any], schema: str) -> int:
 
 @asynccontextmanager
 async def ddl_lock(conn: psycopg.AsyncConnection[Any], schema: str) -> AsyncIterator[None]:
-    """Hold the advisory lock on a schema's DDL for the block (outside any transaction).
+    """Run the block in one transaction holding the advisory lock on a schema's DDL.
 
-    A session-level lock, taken before the DDL transaction begins: a transaction caches
-    catalog lookups, so one begun *before* waiting could miss the schema another worker
-    committed meanwhile.
+    A transaction-level lock: a transaction-pooling PgBouncer keeps a transaction on one
+    server connection, but not a session (a session lock could be released on another
+    server connection, or never). Read the version again inside the block.
     """
-    await conn.execute(f"SELECT pg_advisory_lock({_DDL_KEY})", (schema,))
-    try:
+    async with conn.transaction():
+        await conn.execute(f"SELECT pg_advisory_xact_lock({_DDL_KEY})", (schema,))
         yield
-    finally:
-        if not conn.closed:
-            with contextlib.suppress(psycopg.OperationalError):  # closing releases it anyway
-                await conn.execute(f"SELECT pg_advisory_unlock({_DDL_KEY})", (schema,))
 
 
 async def prepare(
@@ -319,7 +321,7 @@ async def prepare(
         before = await read_version(conn, schema)
         if before == SCHEMA_VERSION:
             return before, before
-        async with ddl_lock(conn, schema), conn.transaction():
+        async with ddl_lock(conn, schema):
             before = await read_version(conn, schema)
             if before == SCHEMA_VERSION:
                 return before, before

@@ -434,13 +434,11 @@ class SQLSession(ABC):
         row = await self._one("SELECT COUNT(*) FROM archive")
         return int(row[0]) if row else 0
 
-    async def migration_candidates(self, island: int) -> list[ProgramSummary]:
-        """Return the correct programs of generation > 0 on an island."""
-        sql = self.dialect.sql(
-            f"SELECT {_SUMMARY} FROM programs p WHERE p.island_idx = ? AND p.correct = TRUE "
-            "AND p.generation > 0 ORDER BY p.id"
-        )
-        return [_summary(r) for r in await self._all(sql, (island,))]
+    async def migration_candidates(self, islands: Sequence[int]
+                                   ) -> dict[int, list[ProgramSummary]]:
+        """Return each island's correct programs of generation > 0 (one round trip)."""
+        found = await self.fetch(*(self.q_migration_candidates(i) for i in islands))
+        return dict(zip(islands, found, strict=True))
 
     async def by_source_job_id(self, job_id: str) -> Program | None:
         """Return the program produced by this job, through the unique index."""
@@ -568,6 +566,13 @@ class SQLSession(ABC):
                      "WHERE island_idx >= 0 AND programs > 0 ORDER BY island_idx", (),
                      lambda rows: [IslandStats(int(r[0]), int(r[1]), int(r[2]), r[3])
                                    for r in rows])
+
+    def q_migration_candidates(self, island: int) -> Query:
+        """The correct programs of generation > 0 on an island, as summaries by id."""
+        return Query(self.dialect.sql(
+            f"SELECT {_SUMMARY} FROM programs p WHERE p.island_idx = ? AND p.correct = TRUE "
+            "AND p.generation > 0 ORDER BY p.id"), (island,),
+            lambda rows: [_summary(r) for r in rows])
 
     def q_archive_members(self) -> Query:
         """Every archive member (correct or not) as a summary, sorted by id.
