@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from genesis.database import DatabaseURL
+from genesis.database import AsyncProgramDatabase, DatabaseConfig, DatabaseURL, create_store
 from genesis.database.errors import GenesisError
 from genesis.view import create_app
 from tests.view_support import SCRIPT, seed_run
@@ -129,9 +129,27 @@ async def test_metrics_parse_and_agree_with_the_run(client: httpx.AsyncClient,
     assert samples[("genesis_island_programs", "0")] + samples[
         ("genesis_island_programs", "1")] == seeded["programs"]
     assert samples[("genesis_view_queries_total", None)] > 0
+    assert 1 <= samples[("genesis_maintenance_runs_total", None)] <= seeded["programs"]
+    assert samples[("genesis_maintenance_conflicts_total", None)] == 0  # one writer
+    assert samples[("genesis_maintenance_locked_runs_total", None)] >= 0
     if seeded["url"].is_postgres:
         assert samples[("genesis_view_pool_connections", "max")] == 4
         assert ("genesis_lock_sessions", "waiting") in samples
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_metrics_count_the_workers_connections_not_the_views(
+        client: httpx.AsyncClient, seeded: dict[str, Any]) -> None:
+    def connections(text: str) -> dict[str, float]:
+        return {s.labels["state"]: s.value for family in text_string_to_metric_families(text)
+                for s in family.samples if s.name == "genesis_run_connections"}
+
+    assert connections((await client.get("/metrics")).text) == {}  # only the view is connected
+    config = DatabaseConfig(pool_min_size=3, pool_max_size=3)
+    async with AsyncProgramDatabase(config, store=create_store(seeded["url"], config)) as db:
+        await db.sample()
+        assert connections((await client.get("/metrics")).text) == {"idle": 3}
 
 
 async def test_the_view_reads_through_read_only_sessions(client: httpx.AsyncClient) -> None:

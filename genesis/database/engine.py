@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,8 @@ from genesis.database.parents import ParentPlan, PlanContext, best_or_random, pl
 from genesis.database.program import Program
 from genesis.database.projections import EmbeddingStats, kmeans
 from genesis.database.protocol import (
+    MAINTENANCE_LOCKED_RUNS,
+    MAINTENANCE_RUNS,
     SELECTION_TOKEN,
     AttemptEvent,
     GenerationEvent,
@@ -350,11 +352,19 @@ class AsyncProgramDatabase:
         missed = [p for p in self._unmaintained.values() if p.id not in {q.id for q in programs}]
         batch = [*missed, *programs]
         if not await self._maintain_optimistically(batch):
-            await self._changing(lambda writer: maintain(writer, batch, self.config, self._rng),
-                                 "maintenance")
+            await self._changing(self._maintain_locked(batch), "maintenance")
         for program in batch:
             self._unmaintained.pop(program.id, None)
         return [None] * len(programs)
+
+    def _maintain_locked(self, batch: Sequence[Program]) -> Callable[[StoreWriter], Any]:
+        """The work of a maintenance pass made under the maintenance lock, counted."""
+        async def work(writer: StoreWriter) -> None:
+            await maintain(writer, batch, self.config, self._rng)
+            for counter in (MAINTENANCE_RUNS, MAINTENANCE_LOCKED_RUNS):
+                await writer.count_up(counter)
+
+        return work
 
     async def _maintain_optimistically(self, batch: Sequence[Program]) -> bool:
         """Decide and apply by compare-and-set; False when the lock must do it instead."""

@@ -95,6 +95,10 @@ class SelectionState:
 
 
 SELECTION_TOKEN = "selection_token"  # metadata_store key of the selection state's token
+# metadata_store counters of maintenance, for monitoring (genesis view's /metrics):
+MAINTENANCE_RUNS = "maintenance_runs"  # maintenance passes applied
+MAINTENANCE_CONFLICTS = "maintenance_conflicts"  # decisions refused: another worker came first
+MAINTENANCE_LOCKED_RUNS = "maintenance_locked_runs"  # passes made under the maintenance lock
 
 
 @dataclass(frozen=True)
@@ -280,6 +284,10 @@ class StoreWriter(StoreReader, Protocol):
 
     async def raise_metadata(self, key: str, value: float) -> bool:
         """Set a numeric metadata value if it is larger than the stored one."""
+        ...
+
+    async def count_up(self, key: str) -> None:
+        """Add one to a metadata counter (created at 1)."""
         ...
 
     async def archive_add(self, program_ids: Sequence[str]) -> None:

@@ -16,6 +16,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from genesis.database.islands import LAST_MIGRATION_KEY
+from genesis.database.protocol import (
+    MAINTENANCE_CONFLICTS,
+    MAINTENANCE_LOCKED_RUNS,
+    MAINTENANCE_RUNS,
+)
 from genesis.view.runs import RunView
 
 __all__ = ["CONTENT_TYPE", "render"]
@@ -62,8 +67,22 @@ async def _families(runs: Sequence[RunView]) -> list[Metric]:
         "pool": _gauge("genesis_view_pool_connections",
                        "The view's PostgreSQL pool: connections open, in use, requests waiting.",
                        [*run, "state"]),
+        "connections": _gauge("genesis_run_connections",
+                              "Server connections of the run's workers, every process's pool "
+                              "(application_name genesis/<run>), by state.", [*run, "state"]),
         "subscribers": _gauge("genesis_view_live_subscribers", "Pages receiving live updates.",
                               run),
+    }
+    maintenance = {
+        MAINTENANCE_RUNS: CounterMetricFamily(
+            "genesis_maintenance_runs", "Maintenance passes applied (archive, best program, "
+            "migrations), by every worker of the run.", labels=run),
+        MAINTENANCE_CONFLICTS: CounterMetricFamily(
+            "genesis_maintenance_conflicts", "Maintenance decisions refused because another "
+            "worker changed the selection state first (then made again).", labels=run),
+        MAINTENANCE_LOCKED_RUNS: CounterMetricFamily(
+            "genesis_maintenance_locked_runs", "Maintenance passes made under the maintenance "
+            "lock (spawning an island, or after repeated conflicts).", labels=run),
     }
     queries = CounterMetricFamily("genesis_view_queries", "Queries the view has run.", labels=run)
     rows = CounterMetricFamily("genesis_view_rows_read", "Rows the view's queries returned.",
@@ -75,10 +94,12 @@ async def _families(runs: Sequence[RunView]) -> list[Metric]:
             islands = await q.islands()
             best = await q.top(1)
             recent = await q.added_since(now - 60)
-            meta = await q.metadata(["last_iteration", LAST_MIGRATION_KEY])
+            meta = await q.metadata(["last_iteration", LAST_MIGRATION_KEY, *maintenance])
             archive = len(await q.archive())
             locks = (await q.advisory_locks(view.store.schema, _LOCKS)  # type: ignore[attr-defined]
                      if view.url.is_postgres else [])
+            connections = (await q.run_connections(f"genesis/{view.url.run}")
+                           if view.url.is_postgres else {})
         g["programs"].add_metric(name, sum(i.programs for i in islands))
         g["correct"].add_metric(name, sum(i.correct for i in islands))
         if best and best[0].score is not None:
@@ -89,6 +110,8 @@ async def _families(runs: Sequence[RunView]) -> list[Metric]:
             value = meta.get(key)
             if value:
                 g[family].add_metric(name, float(value))
+        for key, counter in maintenance.items():
+            counter.add_metric(name, float(meta.get(key) or 0))
         g["schema"].add_metric(name, await view.store.schema_version())
         for island in islands:
             labels = [view.name, str(island.island)]
@@ -101,6 +124,8 @@ async def _families(runs: Sequence[RunView]) -> list[Metric]:
                 for state, granted in (("held", True), ("waiting", False)):
                     count = sum(c for n, ok, c in locks if n == lock and ok == granted)
                     g["locks"].add_metric([view.name, lock, state], count)
+            for state, count in connections.items():
+                g["connections"].add_metric([view.name, state], count)
             pool = (await view.store.stats())["pool"]
             size, idle = pool.get("pool_size", 0), pool.get("pool_available", 0)
             for state, value in (("open", size), ("in_use", size - idle),
@@ -110,7 +135,7 @@ async def _families(runs: Sequence[RunView]) -> list[Metric]:
         g["subscribers"].add_metric(name, view.feed.subscribers)
         queries.add_metric(name, view.counter.queries)
         rows.add_metric(name, view.counter.rows)
-    return [*g.values(), queries, rows]
+    return [*g.values(), *maintenance.values(), queries, rows]
 
 
 async def render(runs: Sequence[RunView]) -> bytes:

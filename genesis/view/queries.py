@@ -178,6 +178,14 @@ class ViewQueries:
             rows += [(name, bool(r[0]), int(r[1])) for r in found]
         return rows
 
+    async def run_connections(self, application_name: str) -> dict[str, int]:
+        """Return the server connections of a run's workers by state (PostgreSQL)."""
+        found = await self._rows(
+            "SELECT state, COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = ? AND pid <> pg_backend_pid() GROUP BY state",
+            (application_name,))
+        return {str(r[0]): int(r[1]) for r in found}
+
     async def id_at(self, seq: int) -> str | None:
         """Return the id of the program with this sequence number."""
         return await self._value("SELECT p.id FROM programs p WHERE {seq} = ?", (seq,))

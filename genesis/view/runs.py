@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from genesis.database.backends import create_store
@@ -67,13 +67,21 @@ def view_config() -> DatabaseConfig:
     return DatabaseConfig(pool_min_size=1, pool_max_size=4, sqlite_readers=2)
 
 
+def _as_viewer(url: DatabaseURL) -> DatabaseURL:
+    """The URL with the view's own application_name, unless it names one: the view's
+    connections are then told apart from the workers' (``genesis/<run>``)."""
+    if not url.is_postgres or any(key == "application_name" for key, _ in url.options):
+        return url
+    return replace(url, options=(*url.options, ("application_name", f"genesis-view/{url.run}")))
+
+
 class RunView:
     """One run, opened read-only."""
 
     def __init__(self, name: str, url: DatabaseURL) -> None:
         self.name = name
         self.url = url
-        self.store = create_store(url, view_config(), read_only=True)
+        self.store = create_store(_as_viewer(url), view_config(), read_only=True)
         self.series = ScoreSeries()
         self.counter = QueryCounter()
         self.feed = Feed(self)

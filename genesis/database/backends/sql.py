@@ -37,6 +37,8 @@ from genesis.database.islands import LAST_MIGRATION_KEY
 from genesis.database.optimistic import new_token
 from genesis.database.program import Program
 from genesis.database.protocol import (
+    MAINTENANCE_CONFLICTS,
+    MAINTENANCE_RUNS,
     SELECTION_TOKEN,
     AttemptEvent,
     GenerationEvent,
@@ -89,6 +91,9 @@ class Statement:
 
     sql: str
     rows: Sequence[Sequence[Any]] = ((),)
+# Adds one to a metadata counter named by {key} (SQL giving the key), creating it at 1.
+_COUNT_UP = ("INSERT INTO metadata_store (key, value) SELECT {key}, '1' ON CONFLICT (key) "
+             "DO UPDATE SET value = CAST(CAST(metadata_store.value AS BIGINT) + 1 AS TEXT)")
 # Costs and timings ShinkaEvolve's runner keeps in program metadata (telemetry sums them).
 COST_KEYS = {"api": "api_costs", "embed": "embed_cost", "novelty": "novelty_cost",
              "meta": "meta_cost"}
@@ -764,6 +769,9 @@ class SQLSession(ABC):
                 f"WHERE id = ? AND {guard}"),
                 [(island, self._json_param(dumps(event)), pid, *check)
                  for pid, island, event in changes.moves]))
+        counter = f"CASE WHEN {guard} THEN ? ELSE ? END"  # applied, or refused by the guard
+        statements.append(Statement(sql(_COUNT_UP.format(key=counter)),
+                                    [(*check, MAINTENANCE_RUNS, MAINTENANCE_CONFLICTS)]))
         return statements
 
     def q_token(self) -> Query:
@@ -865,6 +873,11 @@ class SQLSession(ABC):
         """Set a numeric metadata value if it is larger than the stored one."""
         changed = await self._run(self.dialect.raise_metadata_sql(), (key, _numeric_text(value)))
         return changed > 0
+
+    async def count_up(self, key: str) -> None:
+        """Add one to a metadata counter (created at 1)."""
+        await self._flight([Statement(self.dialect.sql(_COUNT_UP.format(key="?")), [(key,)])],
+                           ())
 
     async def archive_add(self, program_ids: Sequence[str]) -> None:
         """Add programs to the archive."""
