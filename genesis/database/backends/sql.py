@@ -91,6 +91,17 @@ class Statement:
 
     sql: str
     rows: Sequence[Sequence[Any]] = ((),)
+
+
+_ISLAND = PROGRAM_COLUMNS.index("island_idx")
+
+
+def _island_order(values: Sequence[Any]) -> int:
+    """Sort key of an encoded row: its island counter (-1 holds programs without island)."""
+    island = values[_ISLAND]
+    return -1 if island is None else int(island)
+
+
 # Adds one to a metadata counter named by {key} (SQL giving the key), creating it at 1.
 _COUNT_UP = ("INSERT INTO metadata_store (key, value) SELECT {key}, '1' ON CONFLICT (key) "
              "DO UPDATE SET value = CAST(CAST(metadata_store.value AS BIGINT) + 1 AS TEXT)")
@@ -699,9 +710,15 @@ class SQLSession(ABC):
         await self._flight(self.side_effect_statements(items), ())
 
     def insert_statements(self, items: Sequence[EncodedProgram]) -> list[Statement]:
-        """Every write that inserting ``items`` takes, for a flight (no bulk COPY)."""
-        return [self.program_statement([values for values, _, _ in items]),
-                *self.side_effect_statements(items)]
+        """Every write that inserting ``items`` takes, for a flight (no bulk COPY).
+
+        Every flight takes its row locks in one order: island counters in island order (the
+        counters' trigger runs once per inserted row, so the rows go in island order), then
+        parents by id, then metadata. Concurrent group commits therefore queue instead of
+        deadlocking (a deadlock costs ``deadlock_timeout``, a second by default).
+        """
+        rows = sorted((values for values, _, _ in items), key=_island_order)
+        return [self.program_statement(rows), *self.side_effect_statements(items)]
 
     @abstractmethod
     def program_statement(self, rows: Sequence[tuple[Any, ...]]) -> Statement:
