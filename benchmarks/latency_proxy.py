@@ -4,8 +4,11 @@
 
 It stands in for a database server on another machine: every chunk is held for half the
 round-trip time in each direction, order kept. It counts *flights*: bursts a client sends
-after the proxy last delivered server data to it on that connection, i.e. the network round
-trips the client waited for (pipelined statements sent without waiting are one flight).
+after the proxy last delivered it the end of a server turn on that connection (a
+PostgreSQL ReadyForQuery, an authentication challenge, a COPY go-ahead; any server data
+for traffic it cannot read), i.e. the network round trips the client waited for:
+pipelined statements sent without waiting are one flight, even when the client's writes
+straddle the first results.
 
 From Python, :class:`LatencyProxy` runs it in a child process (its CPU does not share the
 caller's GIL) and reads, resets or re-times it through a small control socket::
@@ -43,6 +46,68 @@ __all__ = ["LatencyProxy", "ProxyStats", "serve"]
 _CHUNK = 256 * 1024
 
 
+_ONE_BYTE_ANSWERS = {80877103, 80877104}  # SSLRequest, GSSENCRequest: answered by 1 byte
+_PROTOCOL_3 = 196608
+
+
+class _Turns:
+    """Where the server's turns end, from PostgreSQL's message framing.
+
+    A client waits for ReadyForQuery (the end of a query, or of a pipeline at its Sync), an
+    authentication challenge or a COPY FROM's go-ahead; any other server message (a part of
+    a pipeline's results, a notification) is not an answer it waits for. Traffic that is not
+    PostgreSQL's plain protocol (TLS, another protocol) counts every server burst instead.
+    """
+
+    def __init__(self) -> None:
+        self.framed: bool | None = None  # unknown until the client's first message
+        self.one_byte = False  # the next server byte answers an SSL/GSS request
+        self.header = bytearray()  # the current message's type, length and 4 body bytes
+        self.skip = 0  # body bytes of the current message still to pass
+
+    def client(self, data: bytes) -> None:
+        """Look at the client's first bytes: a startup or SSL/GSS request, or not ours."""
+        if self.framed is None:
+            code = int.from_bytes(data[4:8], "big") if len(data) >= 8 else -1
+            self.framed = code == _PROTOCOL_3 or code in _ONE_BYTE_ANSWERS
+            self.one_byte = code in _ONE_BYTE_ANSWERS
+
+    def server(self, data: bytes) -> bool:
+        """Read server bytes; return whether a turn the client waits for ended in them."""
+        if not self.framed:
+            return True
+        ended, at = False, 0
+        while at < len(data):
+            if self.one_byte:
+                self.one_byte, ended = False, True
+                self.framed = data[at:at + 1] == b"N"  # accepted: encrypted from here
+                at += 1
+                if not self.framed:
+                    return True
+                continue
+            if self.skip:
+                step = min(self.skip, len(data) - at)
+                self.skip -= step
+                at += step
+                continue
+            take = min(9 - len(self.header), len(data) - at)
+            self.header += data[at:at + take]
+            at += take
+            if len(self.header) < 5:
+                continue
+            kind, length = self.header[:1], int.from_bytes(self.header[1:5], "big")
+            if len(self.header) < min(9, 1 + length):
+                continue
+            if kind in (b"Z", b"G", b"W") or (kind == b"R" and self.header[5:9] != b"\0" * 4):
+                ended = True
+            self.skip = 1 + length - len(self.header)
+            if self.skip < 0:  # a short message: its header took bytes of the next one
+                at += self.skip
+                self.skip = 0
+            self.header.clear()
+        return ended
+
+
 @dataclass
 class _Link:
     """Counters of one client connection."""
@@ -54,6 +119,7 @@ class _Link:
     bytes_down: int = 0
     open: bool = True
     server_spoke: bool = True  # the next client burst is a new flight
+    turns: _Turns = field(default_factory=_Turns)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the counters for the control socket."""
@@ -148,7 +214,7 @@ class _Proxy:
 
         def delivered(data: bytes) -> None:
             if not up:
-                link.server_spoke = True
+                link.server_spoke = link.server_spoke or link.turns.server(data)
                 link.bytes_down += len(data)
 
         async def send() -> None:
@@ -173,6 +239,7 @@ class _Proxy:
                 if not data:
                     break
                 if up:
+                    link.turns.client(data)
                     link.bytes_up += len(data)
                     if link.server_spoke:
                         link.flights += 1

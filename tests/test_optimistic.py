@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from genesis.database import AsyncProgramDatabase, DatabaseConfig, DatabaseURL, create_store
 from genesis.database.optimistic import Changes
 from genesis.database.protocol import (
@@ -53,9 +55,14 @@ async def test_count_up_starts_at_one(store: ProgramStore) -> None:
     assert (await counters(store))[MAINTENANCE_LOCKED_RUNS] == 3
 
 
-async def test_concurrent_engines_count_every_pass(store_url: DatabaseURL) -> None:
-    """Two engines maintain one run at once: conflicts are retried, the archive stays exact."""
-    config = DatabaseConfig(num_islands=1, archive_size=5, migration_interval=0, seed=3)
+@pytest.mark.parametrize("strategy", ["fitness", "crowding"])
+async def test_concurrent_engines_count_every_pass(store_url: DatabaseURL, strategy: str
+                                                   ) -> None:
+    """Two engines maintain one run at once: the archive stays exact. Under the default
+    policy (offers, see :mod:`genesis.database.offers`) neither refuses the other's passes;
+    crowding (without embeddings it ranks as fitness does) decides by compare-and-set."""
+    config = DatabaseConfig(num_islands=1, archive_size=5, migration_interval=0, seed=3,
+                            archive_selection_strategy=strategy)
     async with AsyncProgramDatabase(config, store=create_store(store_url, config)) as a, \
             AsyncProgramDatabase(config, store=create_store(store_url, config)) as b:
         root = make_program(score=0.0, generation=0)
@@ -74,3 +81,5 @@ async def test_concurrent_engines_count_every_pass(store_url: DatabaseURL) -> No
     # skips it, and passes waiting together run as one); a refused decision is not a pass.
     assert 2 <= stored[MAINTENANCE_RUNS] <= 25
     assert stored[MAINTENANCE_LOCKED_RUNS] <= stored[MAINTENANCE_RUNS]
+    if strategy == "fitness":
+        assert stored[MAINTENANCE_CONFLICTS] == 0

@@ -46,6 +46,7 @@ from genesis.database.islands import (
     spawn_island,
 )
 from genesis.database.maintenance import maintain, needs_maintenance, update_archive
+from genesis.database.offers import commutes, offer_of
 from genesis.database.optimistic import NeedsLock, RecordingWriter, new_token
 from genesis.database.parents import ParentPlan, PlanContext, best_or_random, plan_parent
 from genesis.database.program import Program
@@ -171,11 +172,14 @@ class AsyncProgramDatabase:
     async def _changing(self, work: Any, lock: str | None) -> Any:
         """A write transaction that changes the selection state: it renews the state's token
         (so that decisions other workers took on the old state are not applied) and drops
-        this process's copy."""
+        this process's copy.
+
+        The token is renewed first, as every compare-and-set flight does, so both lock the
+        token's row before any other row and queue behind each other instead of deadlocking.
+        """
         async def renewing(writer: StoreWriter) -> Any:
-            result = await work(writer)
             await writer.set_metadata(SELECTION_TOKEN, new_token())
-            return result
+            return await work(writer)
 
         try:
             return await self.store.transaction(renewing, lock=lock)
@@ -342,7 +346,8 @@ class AsyncProgramDatabase:
     # Maintenance -------------------------------------------------------------------------
 
     async def _maintain_batch(self, programs: Sequence[Program]) -> list[None]:
-        """Maintenance for a batch: decided from the state, applied by compare-and-set.
+        """Maintenance for a batch: offers where it commutes (the default policy, no
+        migration due), else decided from the state and applied by compare-and-set.
 
         A decision made on a state another worker has changed since is not applied; it is
         made again from the fresh state the failed flight brought back. After a few such
@@ -351,7 +356,9 @@ class AsyncProgramDatabase:
         """
         missed = [p for p in self._unmaintained.values() if p.id not in {q.id for q in programs}]
         batch = [*missed, *programs]
-        if not await self._maintain_optimistically(batch):
+        if commutes(self.config, batch, self._state):
+            await self._offer(batch)
+        elif not await self._maintain_optimistically(batch):
             await self._changing(self._maintain_locked(batch), "maintenance")
         for program in batch:
             self._unmaintained.pop(program.id, None)
@@ -365,6 +372,16 @@ class AsyncProgramDatabase:
                 await writer.count_up(counter)
 
         return work
+
+    async def _offer(self, batch: Sequence[Program]) -> None:
+        """Maintenance that commutes, in one flight that no other worker can refuse."""
+        offer = offer_of(batch, self.config)
+        before = self._state.best.id if self._state and self._state.best else None
+        self._state = await self.store.apply_offer(offer, self.config.archive_size)
+        best = self._state.best
+        if offer.best is not None and best is not None and best.id == offer.best.id != before:
+            log.info("new best program %s (score %s, generation %d)", best.id,
+                     best.combined_score, best.generation)
 
     async def _maintain_optimistically(self, batch: Sequence[Program]) -> bool:
         """Decide and apply by compare-and-set; False when the lock must do it instead."""

@@ -20,13 +20,15 @@ from genesis.database.islands import LAST_MIGRATION_KEY, migrate, spawn_island
 from genesis.database.program import Program
 from genesis.database.protocol import SelectionState, StoreWriter
 
-__all__ = ["BEST_KEYS", "maintain", "needs_maintenance", "update_archive", "update_best"]
+__all__ = ["BEST_KEYS", "due_migration", "maintain", "needs_maintenance", "simple_criteria",
+           "update_archive", "update_best"]
 
 log = logging.getLogger("genesis.database")
 BEST_KEYS = ("best_program_id", "best_score_ever", "best_score_generation")
 
 
-def _simple(config: DatabaseConfig) -> bool:
+def simple_criteria(config: DatabaseConfig) -> bool:
+    """Whether the archive ranks by ``combined_score`` alone (the default)."""
     return list(config.archive_criteria) == ["combined_score"] and \
         config.archive_criteria["combined_score"] > 0
 
@@ -43,7 +45,7 @@ async def update_archive(writer: StoreWriter, program: Program, config: Database
         await writer.archive_add([program.id])
         return True
     criteria = config.archive_criteria
-    if _simple(config):
+    if simple_criteria(config):
         contenders = [Contender.of(m) for m in members]
     else:
         contenders = [Contender.of(p, criteria)
@@ -96,7 +98,8 @@ async def _stagnation(writer: StoreWriter, generation: int, config: DatabaseConf
     return copies
 
 
-def _due_migration(program: Program, config: DatabaseConfig) -> bool:
+def due_migration(program: Program, config: DatabaseConfig) -> bool:
+    """Whether adding ``program`` is when a migration is due (its generation's turn)."""
     interval = config.migration_interval
     return interval > 0 and program.generation > 0 and program.generation % interval == 0
 
@@ -110,9 +113,9 @@ def needs_maintenance(state: SelectionState, program: Program, config: DatabaseC
     islands, crowding or weighted criteria) is left to maintenance.
     """
     if config.enable_dynamic_islands or config.archive_selection_strategy != "fitness" \
-            or not _simple(config):
+            or not simple_criteria(config):
         return True
-    if _due_migration(program, config):
+    if due_migration(program, config):
         stored = state.metadata.get(LAST_MIGRATION_KEY)
         if stored in (None, "") or float(stored) < program.generation:
             return True
@@ -146,7 +149,7 @@ async def maintain(
         if await update_best(writer, program):
             log.info("new best program %s (score %s, generation %d)", program.id,
                      program.combined_score, program.generation)
-        if _due_migration(program, config):
+        if due_migration(program, config):
             await migrate(writer, program.generation, config, rng)
         if config.enable_dynamic_islands:
             for copy in await _stagnation(writer, program.generation, config, rng):

@@ -387,6 +387,13 @@ class ProgramStore(Protocol):
         """
         ...
 
+    async def apply_offer(self, offer: Any, archive_size: int) -> SelectionState:
+        """Apply an offer to the archive and the best program, whatever the state.
+
+        Returns the selection state after it.
+        """
+        ...
+
     async def schema_version(self) -> int:
         """Return the schema version of the database."""
         ...

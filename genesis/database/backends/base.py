@@ -21,6 +21,7 @@ from genesis.database.backends.sql import (
 )
 from genesis.database.config import DatabaseConfig
 from genesis.database.errors import IntegrityError, OperationalError, ReadOnlyError
+from genesis.database.offers import Offer
 from genesis.database.optimistic import Changes, new_token
 from genesis.database.program import Program
 from genesis.database.protocol import SelectionState
@@ -156,6 +157,20 @@ class StoreBase(ABC):
 
         results = await self.flight(build, committed)
         return results[0] == token, SQLSession.state_from(results[1:])
+
+    async def apply_offer(self, offer: Offer, archive_size: int) -> SelectionState:
+        """Apply an offer (see :mod:`genesis.database.offers`) in one flight, whatever the
+        state; return the selection state after it."""
+        token = new_token()
+
+        def build(session: SQLSession) -> tuple[list[Statement], list[Query]]:
+            return (session.offer_statements(offer, archive_size, token),
+                    session.state_queries())
+
+        async def committed(session: SQLSession) -> bool:
+            return (await session.fetch(session.q_token()))[0] == token
+
+        return SQLSession.state_from(await self.flight(build, committed))
 
     async def add_many(
         self, programs: Sequence[Program], *, count_children: bool = True

@@ -49,6 +49,7 @@ POSTGRES = Dialect(
     json_number="(CASE WHEN jsonb_typeof({column} -> ?::text) = 'number' "
                 "THEN ({column} ->> ?::text)::float8 END)",
     json_true="COALESCE({column} -> ?::text = 'true'::jsonb, FALSE)",
+    value_compare=f"value ~ '{_NUMERIC_TEXT}' AND value::numeric {{op}} %s::numeric",
     array_params=True,
 )
 

@@ -34,6 +34,7 @@ from genesis.database.errors import (
     IntegrityError,
 )
 from genesis.database.islands import LAST_MIGRATION_KEY
+from genesis.database.offers import Offer
 from genesis.database.optimistic import new_token
 from genesis.database.program import Program
 from genesis.database.protocol import (
@@ -130,6 +131,7 @@ class Dialect:
     append_json: str  # ``{column}``'s JSON array with the JSON value ``?`` appended
     json_number: str  # a JSON number at key ``?`` of column ``{column}``, else NULL
     json_true: str  # whether the value at key ``?`` of column ``{column}`` is JSON true
+    value_compare: str  # whether ``metadata_store.value`` is a number {op} ``?``
     array_params: bool = False  # membership tests as ``= ANY(?)`` with one list parameter
 
     def sql(self, text: str) -> str:
@@ -714,8 +716,9 @@ class SQLSession(ABC):
 
         Every flight takes its row locks in one order: island counters in island order (the
         counters' trigger runs once per inserted row, so the rows go in island order), then
-        parents by id, then metadata. Concurrent group commits therefore queue instead of
-        deadlocking (a deadlock costs ``deadlock_timeout``, a second by default).
+        the selection token (when island copies enter the archive), parents by id, metadata.
+        Concurrent group commits therefore queue instead of deadlocking (a deadlock costs
+        ``deadlock_timeout``, a second by default).
         """
         rows = sorted((values for values, _, _ in items), key=_island_order)
         return [self.program_statement(rows), *self.side_effect_statements(items)]
@@ -732,10 +735,10 @@ class SQLSession(ABC):
         """
         statements = []
         archived = [(values[0],) for values, in_archive, _ in items if in_archive]
-        if archived:
+        if archived:  # the token's row first, as in every maintenance write (no deadlock)
+            statements.append(self.set_metadata_statement(SELECTION_TOKEN, new_token()))
             statements.append(Statement(self.dialect.sql(
                 "INSERT INTO archive (program_id) VALUES (?) ON CONFLICT DO NOTHING"), archived))
-            statements.append(self.set_metadata_statement(SELECTION_TOKEN, new_token()))
         parents = Counter(values[3] for values, _, count in items if count and values[3])
         if parents:
             statements.append(Statement(self.dialect.sql(
@@ -789,6 +792,57 @@ class SQLSession(ABC):
         counter = f"CASE WHEN {guard} THEN ? ELSE ? END"  # applied, or refused by the guard
         statements.append(Statement(sql(_COUNT_UP.format(key=counter)),
                                     [(*check, MAINTENANCE_RUNS, MAINTENANCE_CONFLICTS)]))
+        return statements
+
+    def offer_statements(self, offer: Offer, archive_size: int, token: str
+                         ) -> list[Statement]:
+        """Writes that apply an offer, whatever other offers were applied before it.
+
+        The token's row is locked first (as by every maintenance write) and renewed, so
+        optimistic decisions taken on the state before the offer are refused. The archive
+        keeps its best ``archive_size`` members of everything offered; the best program and
+        ``best_score_ever`` move only forward, compared with what is stored.
+        """
+        sql = self.dialect.sql
+        statements = [self.set_metadata_statement(SELECTION_TOKEN, token)]
+        if offer.archive:
+            statements.append(Statement(sql(
+                "INSERT INTO archive (program_id) SELECT id FROM programs WHERE id = ? AND "
+                "correct ON CONFLICT DO NOTHING"), [(pid,) for pid in offer.archive]))
+            statements.append(Statement(sql(
+                "DELETE FROM archive WHERE program_id NOT IN (SELECT a.program_id FROM archive "
+                "a JOIN programs p ON p.id = a.program_id ORDER BY p.correct DESC, "
+                "p.combined_score DESC NULLS LAST, p.timestamp DESC, a.program_id LIMIT ?)"),
+                [(archive_size,)]))
+        best = offer.best
+        if best is not None:
+            score = _numeric_text(best.combined_score or 0.0)
+            stored = "EXISTS (SELECT 1 FROM programs WHERE id = ?)"
+            compare = self.dialect.value_compare  # final SQL (a regex on PostgreSQL)
+            at = "SELECT 1 FROM metadata_store WHERE key = '{}' AND {}".format
+            # The first generation to reach the best score: a higher score, or the same
+            # score reached by an earlier generation (so the order of offers does not count).
+            statements.append(Statement(
+                sql("INSERT INTO metadata_store (key, value) SELECT 'best_score_generation', ? "
+                    f"WHERE {stored} AND (NOT EXISTS (")
+                + at("best_score_ever", compare.format(op=">=")) + ") OR (EXISTS ("
+                + at("best_score_ever", compare.format(op="=")) + ") AND NOT EXISTS ("
+                + at("best_score_generation", compare.format(op="<=")) + "))) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [(str(offer.best_generation), best.id, score, score,
+                  str(offer.best_generation))]))
+            statements.append(Statement(self.dialect.raise_metadata_sql(
+                f"SELECT 'best_score_ever', ? WHERE {stored}"), [(score, best.id)]))
+            statements.append(Statement(sql(
+                "INSERT INTO metadata_store (key, value) SELECT 'best_program_id', ? "
+                f"WHERE {stored} AND NOT EXISTS (SELECT 1 FROM metadata_store m JOIN programs b "
+                "ON b.id = m.value WHERE m.key = 'best_program_id' AND b.correct AND "
+                "b.combined_score IS NOT NULL AND (b.combined_score > ? OR "
+                "(b.combined_score = ? AND b.timestamp >= ?))) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
+                [(best.id, best.id, best.combined_score, best.combined_score,
+                  best.timestamp)]))
+        statements.append(Statement(sql(_COUNT_UP.format(key="?")), [(MAINTENANCE_RUNS,)]))
         return statements
 
     def q_token(self) -> Query:

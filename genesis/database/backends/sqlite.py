@@ -68,6 +68,8 @@ SQLITE = Dialect(
                 "IN ('integer', 'real') THEN json_extract({column}, ?) END) END)",
     json_true="COALESCE(CASE WHEN json_valid({column}) THEN json_type({column}, ?) = 'true' "
               "END, FALSE)",
+    value_compare="value IS NOT NULL AND value <> '' AND CAST(value AS REAL) {op} "
+                  "CAST(? AS REAL)",
 )
 # The embedding goes to ``embedding_vec`` (float64 blob, what Genesis reads) and, where the
 # file is kept readable by ShinkaEvolve, as JSON text to its ``embedding`` column too.
