@@ -89,7 +89,8 @@ async def seed(url: DatabaseURL, size: int, seed: int = 5) -> None:
             await writer.set_metadata("best_program_id", best[0].id)
         async with store.read() as session:
             if url.is_postgres:
-                await session.conn.execute("VACUUM ANALYZE programs")  # type: ignore[attr-defined]
+                await session.conn.execute(  # type: ignore[attr-defined]
+                    f"VACUUM ANALYZE {store.schema}.programs")  # type: ignore[attr-defined]
 
 
 def _timed_get(client: httpx.Client, path: str) -> tuple[float, float]:
