@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -24,7 +25,7 @@ import pytest
 
 from genesis.database import DatabaseURL
 
-__all__ = ["REQUIRE_REPLICATION", "Replication", "replication_or_skip"]
+__all__ = ["REQUIRE_REPLICATION", "Replication", "replication_or_skip", "standby_pair"]
 
 REQUIRE_REPLICATION = os.environ.get("GENESIS_REQUIRE_REPLICATION", "") not in ("", "0")
 _SETTINGS = """
@@ -202,3 +203,13 @@ class Replication:
                     + [str(self.bin / "pg_ctl"), "-D", str(self.folders[port]), "stop",
                        "-m", "immediate"], capture_output=True, timeout=60)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def standby_pair() -> Iterator[Replication]:
+    """A module's primary and asynchronous standby, removed after the module."""
+    pair = Replication(replication_or_skip(), synchronous=False).start()
+    try:
+        yield pair
+    finally:
+        pair.close()
