@@ -119,6 +119,14 @@ async def _check_idle_connection(conn: psycopg.AsyncConnection[Any]) -> None:
         await AsyncConnectionPool.check_connection(conn)
 
 
+async def _wal_position(conn: psycopg.AsyncConnection[Any]) -> str | None:
+    """The primary's WAL position now: every commit so far is before it."""
+    with translating():
+        cursor = await conn.execute("SELECT pg_current_wal_insert_lsn()::text")
+        row = await cursor.fetchone()
+    return row[0] if row else None
+
+
 def _backend_of(session: PostgresSession) -> tuple[str, int, int]:
     """The server (host, port) and the server process of a session's connection."""
     info = session.conn.info
@@ -157,6 +165,7 @@ class PostgresStore(StoreBase):
                     before = version = await read_version(conn, self.schema)
             else:
                 before, version = await prepare(conn, self.schema, self.url)
+            opened_at = await _wal_position(conn) if self.url.read_hosts else None
         if version < SCHEMA_VERSION:
             state = "does not exist" if version == 0 else f"has schema version {version}"
             raise SchemaError(f"run {self.url.run!r} at {self.url.endpoint} {state}; open it "
@@ -173,6 +182,7 @@ class PostgresStore(StoreBase):
         reader = self.url.reader()
         if reader is not None:  # standbys may be down now: their pool fills when they are up
             self._reads = StandbyReads(reader, self._new_pool(reader))
+            self._reads.wrote(opened_at)  # reads see all that was committed before
             await self._reads.pool.open(wait=False)
         self._state = "open"
 
