@@ -3,7 +3,8 @@ multi-host URL while the primary is killed (``pg_ctl stop -m immediate``) and th
 promoted (``tests/replication.py``).
 
 With synchronous replication every acknowledged program is there exactly once afterwards;
-with asynchronous replication none is there twice, and the number lost is reported.
+with asynchronous replication none is there twice, and the number lost is reported. A
+COMMIT whose reply the failover cut off is decided on the new primary.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from genesis.database import DatabaseConfig, DatabaseURL, create_store
+from genesis.database import ConnectionLostError, DatabaseConfig, DatabaseURL, create_store
+from genesis.database.backends.postgres import PostgresStore
 from genesis.database.backends.postgres_schema import schema_name
+from genesis.database.backends.postgres_session import PostgresSession
+from genesis.database.backends.sql import encode_for_insert
 from tests.factories import make_program
 from tests.replication import Replication, replication_or_skip
 
@@ -90,13 +94,20 @@ def _run(pair: Replication, url: DatabaseURL, folder: Path) -> tuple[list[str], 
         for process in workers:
             process.join(120)
     assert [p.exitcode for p in workers] == [0] * PROCESSES
+    stored, counted = _stored(url)
+    assert counted == len(stored) - PARENTS  # every child counted once in its parent
+    return _acked(folder), stored
+
+
+def _stored(url: DatabaseURL) -> tuple[dict[str, int], int]:
+    """Copies stored per program id, and the children counted, on the primary now."""
     schema = schema_name(url.run)
     with psycopg.connect(url.conninfo()) as conn:  # the URL finds the new primary
         stored = dict(conn.execute(f"SELECT id, COUNT(*) FROM {schema}.programs "
                                    "GROUP BY id").fetchall())
-        counted = conn.execute(f"SELECT SUM(children_count) FROM {schema}.programs").fetchone()
-    assert counted is not None and counted[0] == len(stored) - PARENTS  # counted once each
-    return _acked(folder), stored
+        counted = conn.execute(f"SELECT COALESCE(SUM(children_count), 0) "
+                               f"FROM {schema}.programs").fetchone()
+    return stored, int(counted[0]) if counted else 0
 
 
 @pytest.mark.parametrize("synchronous", [True, False], ids=["sync", "async"])
@@ -117,3 +128,38 @@ def test_workers_survive_a_failover(tmp_path: Path, synchronous: bool,
           f"{len(lost)} lost")
     if synchronous:
         assert lost == []
+
+
+@pytest.mark.parametrize("case", ["applied", "lost", "applied-without-key"])
+async def test_a_commit_cut_by_the_failover_is_decided_on_the_new_primary(
+        monkeypatch: pytest.MonkeyPatch, case: str) -> None:
+    """The failover comes after COMMIT was applied (its reply lost) or before it was sent."""
+    pair = Replication(replication_or_skip(), synchronous=True).start()
+    original = PostgresSession.commit
+
+    async def commit(self: PostgresSession) -> None:
+        monkeypatch.undo()  # only the first commit meets the failover
+        if case == "lost":
+            pair.fail_over()
+            await original(self)
+        else:
+            await original(self)  # the standby has it: replication is synchronous
+            pair.fail_over()
+            await self.control("SELECT 1")  # finds the connection gone
+
+    try:
+        async with create_store(pair.url("cut"), DatabaseConfig(pool_max_size=2)) as store:
+            assert isinstance(store, PostgresStore)
+            batch = [make_program() for _ in range(3)]
+            monkeypatch.setattr(PostgresSession, "commit", commit)
+            if case == "applied-without-key":  # a transaction with no idempotency key
+                items = [encode_for_insert(p, 1 << 20, True) for p in batch]
+                with pytest.raises(ConnectionLostError, match="cannot be confirmed"):
+                    await store.transaction(lambda session: session.insert_encoded(items))
+            else:
+                assert await store.add_many(batch) == [p.id for p in batch]
+            assert store.write_retries == (1 if case == "lost" else 0)
+            stored, _ = _stored(store.url)
+    finally:
+        pair.close()
+    assert stored == {p.id: 1 for p in batch}  # never lost, never run twice

@@ -30,7 +30,7 @@ import os
 import select
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
 import psycopg
@@ -244,10 +244,14 @@ class PostgresStore(StoreBase):
     # Reads and transactions --------------------------------------------------------------
 
     @asynccontextmanager
-    async def read(self, *, snapshot: bool = False) -> AsyncIterator[PostgresSession]:
-        """Borrow a reader; with ``snapshot`` one REPEATABLE READ READ ONLY transaction."""
+    async def read(self, *, snapshot: bool = False, primary: bool = False
+                   ) -> AsyncIterator[PostgresSession]:
+        """Borrow a reader; with ``snapshot`` one REPEATABLE READ READ ONLY transaction.
+
+        It reads from a standby when the URL names ``read_hosts``, unless ``primary``.
+        """
         self._check_open()
-        async with self._reader() as session:
+        async with (self._session() if primary else self._reader()) as session:
             if not snapshot:
                 yield session
                 return
@@ -257,9 +261,15 @@ class PostgresStore(StoreBase):
             finally:
                 await _roll_back(session)  # nothing to keep: the transaction only read
 
-    @asynccontextmanager
-    async def write(self, *, lock: str | None = None) -> AsyncIterator[PostgresSession]:
+    def write(self, *, lock: str | None = None
+              ) -> AbstractAsyncContextManager[PostgresSession]:
         """Run one transaction; ``lock`` serialises the writers naming the same key."""
+        return self._write(lock, None)
+
+    @asynccontextmanager
+    async def _write(self, lock: str | None, committed: CommitCheck | None
+                     ) -> AsyncIterator[PostgresSession]:
+        """One transaction; ``committed`` decides an outcome that only it can (see _committed)."""
         self._check_writable()
         started = False
         try:
@@ -273,7 +283,7 @@ class PostgresStore(StoreBase):
                     if _retry_is_safe(session, exc):
                         raise _NotCommitted(f"the transaction was rolled back: {exc}") from exc
                     raise
-                await self._commit(session, xid, server)
+                await self._commit(session, (xid, server), committed)
                 self._wrote(session)
         except OperationalError as exc:
             if started:
@@ -281,29 +291,35 @@ class PostgresStore(StoreBase):
             # No connection could be had, or it failed before the transaction began.
             raise _NotCommitted(f"the transaction could not begin: {exc}") from exc
 
-    async def _commit(self, session: PostgresSession, xid: str, server: str) -> None:
+    async def _commit(self, session: PostgresSession, ran: tuple[str, str],
+                      committed: CommitCheck | None) -> None:
         try:
             await session.commit()
         except OperationalError as exc:
             if not session.conn.broken:
                 raise
-            if not await self._committed(xid, server,
+            if not await self._committed(ran, committed,
                                          _Patience(self.config.write_retry_timeout)):
                 raise _NotCommitted(f"the connection was lost during COMMIT and the "
                                     f"transaction was rolled back: {exc}") from exc
 
-    async def _committed(self, xid: str, server: str, patience: _Patience) -> bool:
-        """Find out on a fresh connection whether transaction ``xid`` committed.
+    async def _committed(self, ran: tuple[str, str], committed: CommitCheck | None,
+                         patience: _Patience) -> bool:
+        """Find out on a fresh connection whether the transaction ``ran`` committed.
 
-        ``server`` (its start time) tells whether the fresh connection reached the server
-        that ran the transaction; on another one (after a failover or a restart) only an
-        id it never assigned, or one it aborted, is conclusive.
+        ``ran`` is its id and the start time of the server that ran it. On another server
+        (after a failover or a restart) only an id it never assigned, or one it aborted, is
+        conclusive; a 'committed' id there may be another transaction's, so ``committed``
+        (the idempotency key) decides, and without one the outcome is reported unknown.
         """
+        xid, server = ran
         while True:
             status = here = None
             with contextlib.suppress(OperationalError):
                 async with self._session() as session:
                     status, here = await session.transaction_status(xid)
+                    if status == "committed" and here != server and committed is not None:
+                        return await committed(session)
             if status == "aborted" or (status == "committed" and here == server):
                 return status == "committed"
             if status == "committed":
@@ -320,13 +336,14 @@ class PostgresStore(StoreBase):
             await patience.pause()
 
     async def transaction(
-        self, work: Callable[[PostgresSession], Awaitable[T]], *, lock: str | None = None
+        self, work: Callable[[PostgresSession], Awaitable[T]], *, lock: str | None = None,
+        committed: CommitCheck | None = None,
     ) -> T:
         """Run ``work`` in a write transaction, again while it certainly did not commit."""
         patience = _Patience(self.config.write_retry_timeout)
         while True:
             try:
-                async with self.write(lock=lock) as session:
+                async with self._write(lock, committed) as session:
                     return await work(session)
             except _NotCommitted as exc:
                 if patience.exhausted:
