@@ -66,11 +66,14 @@ class Replication:
 
     # Building --------------------------------------------------------------------------
 
-    def _as_postgres(self, *args: str) -> None:
+    def _command(self, *args: str) -> list[str]:
+        """A server program's command line, run as ``postgres`` when we are root."""
         command = [str(self.bin / args[0]), *args[1:]]
-        if os.geteuid() == 0:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+    def _as_postgres(self, *args: str) -> None:
+        done = subprocess.run(self._command(*args), capture_output=True, text=True,
+                              timeout=120)
         if done.returncode:
             raise RuntimeError(f"{args[0]} failed: {done.stderr.strip()}")
 
@@ -191,9 +194,7 @@ class Replication:
         """Stop every server still running and remove the folder."""
         for port in self.folders:
             if (self.folders[port] / "postmaster.pid").exists():
-                subprocess.run(
-                    ["runuser", "-u", "postgres", "--"] * (os.geteuid() == 0)
-                    + [str(self.bin / "pg_ctl"), "-D", str(self.folders[port]), "stop",
-                       "-m", "immediate"], capture_output=True, timeout=60)
+                subprocess.run(self._command("pg_ctl", "-D", str(self.folders[port]), "stop",
+                                             "-m", "immediate"), capture_output=True, timeout=60)
         shutil.rmtree(self.root, ignore_errors=True)
 

@@ -206,10 +206,9 @@ def _print_stats(stats: dict[str, Any]) -> None:
 def _print_topology(topology: dict[str, Any]) -> None:
     """Print the primary answering now, its standbys with their lag, and where reads went."""
     print(f"primary        {topology['primary']} (of {topology['hosts']})")
-    for standby in topology["standbys"] or [{}]:
-        if not standby:
-            print("standbys       none streaming")
-            continue
+    if not topology["standbys"]:
+        print("standbys       none streaming")
+    for standby in topology["standbys"]:
         seconds = standby["lag_seconds"]
         print(f"standby        {standby['name']} at {standby['address']}: {standby['state']}, "
               f"{standby['sync']}, {standby['lag_bytes'] or 0:,} bytes behind"
