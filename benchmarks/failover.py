@@ -1,6 +1,6 @@
 """Failover and standby reads on a real primary and streaming standby of this machine.
 
-    python -m benchmarks.failover [--tasks 8] [--steps 400]
+    python -m benchmarks.failover [--tasks 8] [--steps 1000]
 
 For synchronous and asynchronous replication (``benchmarks/replication.py``), concurrent
 tasks add programs through a multi-host URL while the primary is killed
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the failovers and the read-routing comparison; print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", type=int, default=8, help="concurrent tasks")
-    parser.add_argument("--steps", type=int, default=400, help="evolution steps per setup")
+    parser.add_argument("--steps", type=int, default=1000, help="evolution steps per setup")
     args = parser.parse_args(argv)
     logging.getLogger("psycopg").setLevel(logging.CRITICAL)  # the outage's connect errors
     rows = []
