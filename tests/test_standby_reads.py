@@ -128,3 +128,18 @@ def test_db_stats_shows_the_topology(standby_pair: Replication) -> None:  # noqa
     assert f"primary        127.0.0.1:{pair.primary}" in text
     assert "standby        standby1 at 127.0.0.1: streaming, async" in text
     assert f"from 127.0.0.1:{pair.standby}" in text
+
+
+async def test_a_busy_standby_is_not_taken_for_a_down_one(
+        standby_pair: Replication) -> None:  # noqa: F811
+    pair = standby_pair
+    config = DatabaseConfig(pool_min_size=1, pool_max_size=1)
+    async with create_store(pair.url(_run(), read=True), config) as store:
+        await store.add(make_program())
+        pair.wait_streaming()
+        async with store.read() as holding:  # the standby pool's only connection
+            assert await _reads(store) == (1, 0)
+            assert await _count(store) == 1  # waits for it a while, then the primary answers
+            assert (await holding.totals()).programs == 1
+        assert await _count(store) == 1
+        assert await _reads(store) == (2, 1)  # the standby again: it was never marked down
