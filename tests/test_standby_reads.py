@@ -143,3 +143,15 @@ async def test_a_busy_standby_is_not_taken_for_a_down_one(
             assert (await holding.totals()).programs == 1
         assert await _count(store) == 1
         assert await _reads(store) == (2, 1)  # the standby again: it was never marked down
+
+
+async def test_synchronous_commit_is_asked_for_by_every_write_transaction(
+        standby_pair: Replication) -> None:  # noqa: F811
+    url = standby_pair.url(_run(), options="synchronous_commit=remote_apply")
+    async with create_store(url, CONFIG) as store:
+        async def setting(session: Any) -> str:
+            return (await session._one("SHOW synchronous_commit"))[0]
+
+        assert await store.transaction(setting) == "remote_apply"
+        async with store.read() as reader:  # outside a write transaction: the server's
+            assert (await reader._one("SHOW synchronous_commit"))[0] == "on"
