@@ -16,9 +16,9 @@ aborted means retry. Deadlocks and serialization failures are retried too. After
 Failover: with a multi-host URL (``target_session_attrs=read-write``) the pool's new
 connections go to whichever server is the primary, so retries land on the promoted standby.
 An outcome is then decided there: a flight by its idempotency key; a transaction by its id
-only if the new server never assigned that id (a 'committed' id there may be another
-transaction's, so that case is reported as ConnectionLostError, never re-run). Reads may go
-to standbys: ``postgres_reads``.
+when the new server never assigned that id or aborted it, else (a 'committed' id there may
+be another transaction's) by its idempotency key if it has one (``add_many``), else it is
+reported as ConnectionLostError, never re-run. Reads may go to standbys: ``postgres_reads``.
 """
 
 from __future__ import annotations
