@@ -116,7 +116,7 @@ class Replication:
         self._standbys += 1
         name = f"standby{self._standbys}"
         self._as_postgres("pg_basebackup", "-h", "127.0.0.1", "-p", str(self.primary),
-                          "-U", "postgres", "-D", str(folder), "-R", "-X", "stream",
+                          "-U", "postgres", "-D", str(folder), "-R", "-X", "stream", "-c", "fast",
                           "--no-sync")
         with open(folder / "postgresql.auto.conf", "a") as conf:
             conf.write(f"port = {port}\nunix_socket_directories = '{self.root / f's{port}'}'\n"
@@ -124,9 +124,15 @@ class Replication:
                        f"user=postgres application_name={name}'\n")
         self._pg_ctl(port, "start")
         self.standby = port
-        self.sql(self.primary, "ALTER SYSTEM SET synchronous_standby_names = "
-                 f"'{name if self.synchronous else ''}'", "SELECT pg_reload_conf()")
+        self.set_synchronous(self.synchronous)
         self.wait_streaming()
+
+    def set_synchronous(self, synchronous: bool) -> None:
+        """Make replication to the standby synchronous or asynchronous from now on."""
+        self.synchronous = synchronous
+        name = f"standby{self._standbys}" if synchronous else ""
+        self.sql(self.primary, f"ALTER SYSTEM SET synchronous_standby_names = '{name}'",
+                 "SELECT pg_reload_conf()")
 
     def _pg_ctl(self, port: int, *args: str) -> None:
         log = self.root / f"s{port}" / "server.log"

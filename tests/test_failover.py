@@ -13,6 +13,7 @@ import asyncio
 import multiprocessing
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -31,6 +32,24 @@ PROCESSES = 3
 TASKS = 4
 BEFORE = AFTER = 15  # acknowledged adds each worker makes before and after the failover
 PARENTS = 4
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[Replication]:
+    """The module's primary and standby (one pair: each failover is followed by a new standby)."""
+    pair = Replication(replication_or_skip(), synchronous=True).start()
+    try:
+        yield pair
+    finally:
+        pair.close()
+
+
+@pytest.fixture
+def pair(servers: Replication) -> Replication:
+    """The module's servers with a standby streaming (a new one after a failover)."""
+    if not servers.standby:
+        servers.add_standby()
+    return servers
 
 
 def _worker(url: DatabaseURL, parent_ids: list[str], worker: int, folder: Path) -> None:
@@ -111,14 +130,12 @@ def _stored(url: DatabaseURL) -> tuple[dict[str, int], int]:
 
 
 @pytest.mark.parametrize("synchronous", [True, False], ids=["sync", "async"])
-def test_workers_survive_a_failover(tmp_path: Path, synchronous: bool,
+def test_workers_survive_a_failover(pair: Replication, tmp_path: Path, synchronous: bool,
                                     record_property: pytest.RecordProperty) -> None:
-    pair = Replication(replication_or_skip(), synchronous=synchronous).start()
-    try:
-        options = "synchronous_commit=remote_apply" if synchronous else ""
-        acked, stored = _run(pair, pair.url("failover", options=options), tmp_path)
-    finally:
-        pair.close()
+    pair.set_synchronous(synchronous)
+    options = "synchronous_commit=remote_apply" if synchronous else ""
+    url = pair.url(f"failover_{'sync' if synchronous else 'async'}", options=options)
+    acked, stored = _run(pair, url, tmp_path)
     assert len(acked) == len(set(acked)) >= PROCESSES * (BEFORE + AFTER)
     assert all(count == 1 for count in stored.values())  # nothing stored twice
     lost = [pid for pid in acked if pid not in stored]
@@ -132,9 +149,9 @@ def test_workers_survive_a_failover(tmp_path: Path, synchronous: bool,
 
 @pytest.mark.parametrize("case", ["applied", "lost", "applied-without-key"])
 async def test_a_commit_cut_by_the_failover_is_decided_on_the_new_primary(
-        monkeypatch: pytest.MonkeyPatch, case: str) -> None:
+        pair: Replication, monkeypatch: pytest.MonkeyPatch, case: str) -> None:
     """The failover comes after COMMIT was applied (its reply lost) or before it was sent."""
-    pair = Replication(replication_or_skip(), synchronous=True).start()
+    pair.set_synchronous(True)
     original = PostgresSession.commit
 
     async def commit(self: PostgresSession) -> None:
@@ -147,19 +164,17 @@ async def test_a_commit_cut_by_the_failover_is_decided_on_the_new_primary(
             pair.fail_over()
             await self.control("SELECT 1")  # finds the connection gone
 
-    try:
-        async with create_store(pair.url("cut"), DatabaseConfig(pool_max_size=2)) as store:
-            assert isinstance(store, PostgresStore)
-            batch = [make_program() for _ in range(3)]
-            monkeypatch.setattr(PostgresSession, "commit", commit)
-            if case == "applied-without-key":  # a transaction with no idempotency key
-                items = [encode_for_insert(p, 1 << 20, True) for p in batch]
-                with pytest.raises(ConnectionLostError, match="cannot be confirmed"):
-                    await store.transaction(lambda session: session.insert_encoded(items))
-            else:
-                assert await store.add_many(batch) == [p.id for p in batch]
-            assert store.write_retries == (1 if case == "lost" else 0)
-            stored, _ = _stored(store.url)
-    finally:
-        pair.close()
+    run = f"cut_{case.replace('-', '_')}"
+    async with create_store(pair.url(run), DatabaseConfig(pool_max_size=2)) as store:
+        assert isinstance(store, PostgresStore)
+        batch = [make_program() for _ in range(3)]
+        monkeypatch.setattr(PostgresSession, "commit", commit)
+        if case == "applied-without-key":  # a transaction with no idempotency key
+            items = [encode_for_insert(p, 1 << 20, True) for p in batch]
+            with pytest.raises(ConnectionLostError, match="cannot be confirmed"):
+                await store.transaction(lambda session: session.insert_encoded(items))
+        else:
+            assert await store.add_many(batch) == [p.id for p in batch]
+        assert store.write_retries == (1 if case == "lost" else 0)
+        stored, _ = _stored(store.url)
     assert stored == {p.id: 1 for p in batch}  # never lost, never run twice
