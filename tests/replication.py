@@ -13,7 +13,8 @@ import pytest
 
 from benchmarks.replication import Replication, server_binaries
 
-__all__ = ["REQUIRE_REPLICATION", "Replication", "replication_or_skip", "standby_pair"]
+__all__ = ["REQUIRE_REPLICATION", "Replication", "replication_or_skip", "running_pair",
+           "standby_pair"]
 
 REQUIRE_REPLICATION = os.environ.get("GENESIS_REQUIRE_REPLICATION", "") not in ("", "0")
 
@@ -29,11 +30,16 @@ def replication_or_skip() -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def standby_pair() -> Iterator[Replication]:
-    """A module's primary and asynchronous standby, removed after the module."""
-    pair = Replication(replication_or_skip(), synchronous=False).start()
+def running_pair(synchronous: bool) -> Iterator[Replication]:
+    """Yield a started primary and standby; remove them afterwards (a fixture's body)."""
+    pair = Replication(replication_or_skip(), synchronous=synchronous).start()
     try:
         yield pair
     finally:
         pair.close()
+
+
+@pytest.fixture(scope="module")
+def standby_pair() -> Iterator[Replication]:
+    """A module's primary and asynchronous standby, removed after the module."""
+    yield from running_pair(synchronous=False)

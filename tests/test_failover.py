@@ -25,7 +25,7 @@ from genesis.database.backends.postgres_schema import schema_name
 from genesis.database.backends.postgres_session import PostgresSession
 from genesis.database.backends.sql import encode_for_insert
 from tests.factories import make_program
-from tests.replication import Replication, replication_or_skip
+from tests.replication import Replication, running_pair
 
 pytestmark = [pytest.mark.postgres, pytest.mark.replication, pytest.mark.slow]
 PROCESSES = 3
@@ -37,11 +37,7 @@ PARENTS = 4
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Replication]:
     """The module's primary and standby (one pair: each failover is followed by a new standby)."""
-    pair = Replication(replication_or_skip(), synchronous=True).start()
-    try:
-        yield pair
-    finally:
-        pair.close()
+    yield from running_pair(synchronous=True)
 
 
 @pytest.fixture
