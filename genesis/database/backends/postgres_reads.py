@@ -27,18 +27,21 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from genesis.database.url import DatabaseURL
 
-__all__ = ["DOWN_FOR", "MAX_DOWN_FOR", "RECHECK", "StandbyReads", "lsn_number"]
+__all__ = ["DOWN_FOR", "LAG_SECONDS", "MAX_DOWN_FOR", "RECHECK", "StandbyReads", "lsn_number"]
 
 logger = logging.getLogger(__name__)
 RECHECK = 0.2  # seconds a standby's measured state is reused
 DOWN_FOR = 2.0  # seconds an unreachable standby is not tried (doubling while it stays down)
 MAX_DOWN_FOR = 30.0
 _BORROW_TIMEOUT = 1.0  # seconds to wait for a standby connection before using the primary
-STANDBY_STATE = (
-    "SELECT pg_is_in_recovery(), COALESCE(pg_last_wal_replay_lsn()::text, '0/0'), "
-    "CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
-    "ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8"
+# Seconds a standby trails: 0 once it has replayed all it received.
+LAG_SECONDS = (
+    "(CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+    "ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) "
+    "END)::float8"
 )
+STANDBY_STATE = ("SELECT pg_is_in_recovery(), "
+                 f"COALESCE(pg_last_wal_replay_lsn()::text, '0/0'), {LAG_SECONDS}")
 
 
 def lsn_number(text: str) -> int:
