@@ -82,25 +82,25 @@ def _kill_around_commit(
     monkeypatch: pytest.MonkeyPatch, admin: psycopg.AsyncConnection[Any], *, after: bool
 ) -> list[int]:
     """Make the next COMMIT lose its connection, just before or just after it is applied."""
-    original = PostgresSession.control
+    original = PostgresSession.commit
     kills: list[int] = []
 
     async def kill(session: PostgresSession) -> None:
         kills.append(await _value(admin, "SELECT pg_terminate_backend(%s)::int",
                                   session.conn.info.backend_pid))
 
-    async def control(self: PostgresSession, statement: str) -> None:
-        if statement != "COMMIT" or kills:
-            await original(self, statement)
+    async def commit(self: PostgresSession) -> None:
+        if kills:
+            await original(self)
         elif after:  # the server commits, but its reply never arrives
-            await original(self, "COMMIT")
+            await original(self)
             await kill(self)
-            await original(self, "SELECT 1")
+            await self.control("SELECT 1")
         else:  # the connection is gone before COMMIT reaches the server
             await kill(self)
-            await original(self, "COMMIT")
+            await original(self)
 
-    monkeypatch.setattr(PostgresSession, "control", control)
+    monkeypatch.setattr(PostgresSession, "commit", commit)
     return kills
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 from urllib.parse import quote, quote_plus
@@ -235,3 +236,56 @@ def test_sqlite_query_options_are_named_not_echoed() -> None:
     with pytest.raises(ConfigurationError, match=r"got password\)") as info:
         DatabaseURL.parse(f"sqlite:///a.db?password={quote(SECRET)}")
     assert_no_secret(str(info.value))
+
+
+def test_multi_host_url_keeps_every_host_and_targets_the_primary() -> None:
+    url = DatabaseURL.parse("postgresql://u:s3cret@db1:5432,[::1]:5433,db3/evo?run=r1")
+    assert url.hosts == (("db1", 5432), ("::1", 5433), ("db3", None))
+    assert url.endpoint == "db1:5432,[::1]:5433,db3"
+    assert url.conninfo() == ("postgresql://u:s3cret@db1:5432,[::1]:5433,db3/evo"
+                              "?target_session_attrs=read-write")
+    assert "s3cret" not in str(url) + repr(url)
+    assert DatabaseURL.parse(url.conninfo()).hosts == url.hosts
+    chosen = DatabaseURL.parse("postgresql://u@a,b/evo?target_session_attrs=any")
+    assert dict(chosen.options)["target_session_attrs"] == "any"  # the URL's own choice
+
+
+def test_multi_host_keywords_pair_hosts_with_ports() -> None:
+    url = DatabaseURL.parse("host=db1,db2 port=5432,5433 dbname=evo password='s3 cret'")
+    assert url.hosts == (("db1", 5432), ("db2", 5433))
+    assert "s3 cret" not in str(url) and "s3%20cret" not in str(url)
+    assert DatabaseURL.parse("host=db1,db2 port=6000 dbname=evo").hosts == (
+        ("db1", 6000), ("db2", 6000))
+    with pytest.raises(ConfigurationError, match="'port' lists 3 ports for 2 hosts"):
+        DatabaseURL.parse("host=db1,db2 port=1,2,3 dbname=evo")
+
+
+def test_high_availability_options_are_genesis_own() -> None:
+    url = DatabaseURL.parse("postgresql://u:pw@db1,db2/evo?read_hosts=db2:5433,db3"
+                            "&max_read_lag=2.5&synchronous_commit=remote_apply")
+    assert url.read_hosts == (("db2", 5433), ("db3", None))
+    assert (url.max_read_lag, url.synchronous_commit) == (2.5, "remote_apply")
+    for name in ("read_hosts", "max_read_lag", "synchronous_commit"):
+        assert name not in url.conninfo() and name in str(url)
+    reader = url.reader()
+    assert reader is not None and reader.hosts == url.read_hosts
+    assert "target_session_attrs" not in reader.conninfo() and reader.password == "pw"
+    assert DatabaseURL.parse("postgresql://u@h/evo").reader() is None
+
+
+@pytest.mark.parametrize(("query", "fragment"), [
+    ("max_read_lag=soon", "max_read_lag must be a number of seconds >= 0, got 'soon'"),
+    ("max_read_lag=-1", "max_read_lag must be a number of seconds >= 0"),
+    ("synchronous_commit=always", "synchronous_commit must be one of off, local"),
+    ("read_hosts=db2:99999", "read_hosts in DATABASE_URL: a port must be a number"),
+])
+def test_bad_high_availability_options_name_the_setting(query: str, fragment: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(fragment)) as caught:
+        DatabaseURL.parse(f"postgresql://u:s3cret@db1,db2/evo?{query}")
+    assert "s3cret" not in str(caught.value)
+
+
+def test_bad_port_in_a_host_list_is_named_without_the_password() -> None:
+    with pytest.raises(ConfigurationError, match="port must be a number") as caught:
+        DatabaseURL.parse("postgresql://u:s3cret@db1:5432,db2:x/evo")
+    assert "s3cret" not in str(caught.value)

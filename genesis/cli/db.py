@@ -199,6 +199,25 @@ def _print_stats(stats: dict[str, Any]) -> None:
         print("indexes        " + "\n               ".join(
             f"{name} {_megabytes(size)}" for name, size in
             sorted(storage["indexes"].items(), key=lambda item: -item[1])))
+    if "topology" in storage:
+        _print_topology(storage["topology"])
+
+
+def _print_topology(topology: dict[str, Any]) -> None:
+    """Print the primary answering now, its standbys with their lag, and where reads went."""
+    print(f"primary        {topology['primary']} (of {topology['hosts']})")
+    if not topology["standbys"]:
+        print("standbys       none streaming")
+    for standby in topology["standbys"]:
+        seconds = standby["lag_seconds"]
+        print(f"standby        {standby['name']} at {standby['address']}: {standby['state']}, "
+              f"{standby['sync']}, {standby['lag_bytes'] or 0:,} bytes behind"
+              + ("" if seconds is None else f", replay lag {seconds:.3f} s"))
+    if "read_hosts" in topology:
+        lag = topology["standby_lag_seconds"]
+        print(f"reads          {topology['standby_reads']:,} from {topology['read_hosts']} "
+              f"(lag {'-' if lag is None else f'{lag:.3f} s'}, bound "
+              f"{topology['max_read_lag']:g} s), {topology['primary_reads']:,} from the primary")
 
 
 def stats(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ many tasks, processes and machines can share a run.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -189,7 +190,7 @@ class AsyncProgramDatabase:
     async def _state_now(self) -> SelectionState:
         """The selection state this process holds, or a fresh one (one flight)."""
         if self._state is None:
-            async with self.store.read() as reader:
+            async with self.store.read(primary=True) as reader:
                 self._state = await reader.selection_state()
         return self._state
 
@@ -388,7 +389,8 @@ class AsyncProgramDatabase:
         known = [p for p in batch if p.id in self._islands_seen]  # stored through this engine
         for _ in range(_OPTIMISTIC_ATTEMPTS):
             state = await self._state_now()
-            recorder = RecordingWriter(state, self.store.read, known)
+            recorder = RecordingWriter(state, functools.partial(self.store.read, primary=True),
+                                       known)
             try:
                 await maintain(recorder, batch, self.config, self._rng)
             except NeedsLock:

@@ -340,8 +340,12 @@ class ProgramStore(Protocol):
 
     async def __aexit__(self, *exc_info: object) -> None: ...
 
-    def read(self, *, snapshot: bool = False) -> AbstractAsyncContextManager[StoreReader]:
-        """Borrow a reader; with ``snapshot`` all its reads see one consistent state."""
+    def read(self, *, snapshot: bool = False, primary: bool = False
+             ) -> AbstractAsyncContextManager[StoreReader]:
+        """Borrow a reader; with ``snapshot`` all its reads see one consistent state.
+
+        ``primary``: never a standby's (reads that decide writes: maintenance).
+        """
         ...
 
     def write(self, *, lock: str | None = None) -> AbstractAsyncContextManager[StoreWriter]:

@@ -7,6 +7,8 @@ Accepted forms::
     postgresql://user@host/db?password=pass      (libpq's query option)
     postgres://...   postgresql+psycopg://...   (normalised to postgresql://)
     host=db.example port=5432 dbname=evo user=alice password='s3 cret'   (libpq keywords)
+    postgresql://u@db1:5432,db2:5432/evo?read_hosts=db2:5432&max_read_lag=5
+    host=db1,db2 port=5432 dbname=evo     (several servers: see ``url_hosts``)
 
 A PostgreSQL URL may name a *run* with ``?run=name`` (``run=name`` in a keyword string):
 each run lives in its own schema, so many runs share one database without seeing each
@@ -27,6 +29,15 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 from genesis.database.errors import ConfigurationError
+from genesis.database.url_hosts import (
+    DEFAULT_MAX_READ_LAG,
+    Hosts,
+    check_lag,
+    check_synchronous_commit,
+    join_hosts,
+    keyword_hosts,
+    netloc_hosts,
+)
 
 if TYPE_CHECKING:
     from genesis.database.config import DatabaseConfig
@@ -58,6 +69,7 @@ _SCHEMES = {
 _RUN_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _RUN_MAX = 40
 _MASK = "***"
+_GENESIS_OPTIONS = ("read_hosts", "max_read_lag", "synchronous_commit")
 _SECRET_OPTIONS = frozenset({"password", "sslpassword"})
 # libpq's connection keywords: a text starting with one of them and '=' is a keyword string.
 _LIBPQ_KEYWORDS = frozenset({
@@ -112,6 +124,10 @@ class DatabaseURL:
     options: tuple[tuple[str, str], ...] = ()
     run: str = DEFAULT_RUN
     run_named: bool = field(default=False, compare=False)  # the URL itself named the run
+    more_hosts: Hosts = ()  # servers after (host, port), tried in order
+    read_hosts: Hosts = ()  # standbys for read-only queries
+    max_read_lag: float = DEFAULT_MAX_READ_LAG  # seconds a standby may trail the primary
+    synchronous_commit: str | None = None  # set on every write transaction
     setting: str = field(default="database URL", compare=False)  # where it came from
     creates_folder: bool = field(default=False, compare=False)  # SQLite: make its folder
 
@@ -161,9 +177,13 @@ class DatabaseURL:
 
     @classmethod
     def _parse_postgres(cls, text: str, setting: str) -> DatabaseURL:
+        parts = urlsplit(text)
+        hostlist = parts.netloc.rpartition("@")[2]
         try:
-            parts = urlsplit(text)
-            port = parts.port
+            if "," in hostlist:
+                hosts = tuple((unquote(h), p) for h, p in netloc_hosts(hostlist, setting))
+            else:
+                hosts = ((unquote(parts.hostname or ""), parts.port),)
         except ValueError as exc:
             message = _masked(str(exc), _secrets_of(text))
             raise ConfigurationError(f"{setting}: malformed PostgreSQL URL ({message}); "
@@ -171,8 +191,7 @@ class DatabaseURL:
         database = unquote(parts.path.lstrip("/"))
         if "/" in database:
             raise ConfigurationError(f"{setting}: the database name may not contain '/'")
-        return cls._postgres(setting, host=unquote(parts.hostname or ""), port=port,
-                             user=unquote(parts.username or ""),
+        return cls._postgres(setting, hosts=hosts, user=unquote(parts.username or ""),
                              password=unquote(parts.password or ""), database=database,
                              options=parse_qsl(parts.query, keep_blank_values=True))
 
@@ -190,18 +209,15 @@ class DatabaseURL:
             pairs.append((match.group(1), _ESCAPED.sub(r"\1", value)))
             position = match.end()
         named = {key: value for key, value in pairs if key in ("host", "port", "user", "dbname")}
-        port = named.get("port", "")
-        if port and not (port.isdigit() and 1 <= int(port) <= 65535):
-            raise ConfigurationError(f"{setting}: option 'port' must be a number from 1 to 65535")
-        return cls._postgres(setting, host=named.get("host", ""),
-                             port=int(port) if port else None, user=named.get("user", ""),
+        hosts = keyword_hosts(named.get("host", ""), named.get("port", ""), setting)
+        return cls._postgres(setting, hosts=hosts, user=named.get("user", ""),
                              password="", database=named.get("dbname", ""),
                              options=[pair for pair in pairs if pair[0] not in named])
 
     @classmethod
-    def _postgres(cls, setting: str, *, host: str, port: int | None, user: str, password: str,
+    def _postgres(cls, setting: str, *, hosts: Hosts, user: str, password: str,
                   database: str, options: list[tuple[str, str]]) -> DatabaseURL:
-        """Build a PostgreSQL URL: the run and a ``password`` option taken out of options."""
+        """Build a PostgreSQL URL: the run, Genesis' options and a password taken out."""
         passwords = [value for key, value in options if key == "password"]
         if passwords and (password or len(passwords) > 1):
             raise ConfigurationError(f"{setting} gives the password more than once; give it "
@@ -211,18 +227,29 @@ class DatabaseURL:
             raise ConfigurationError(f"{setting} names the run {len(runs)} times "
                                      f"({', '.join(map(repr, runs))}); give ?run= once")
         run = validate_run_name(runs[0], f"?run= in {setting}") if runs else DEFAULT_RUN
+        own = {key: value for key, value in options if key in _GENESIS_OPTIONS}
+        kept = [(key, value) for key, value in options
+                if key not in ("run", "password", *_GENESIS_OPTIONS)]
+        if len(hosts) > 1 and "target_session_attrs" not in dict(kept):
+            kept.append(("target_session_attrs", "read-write"))  # writes need the primary
         return cls(
             backend="postgresql",
-            host=host,
-            port=port,
+            host=hosts[0][0],
+            port=hosts[0][1],
+            more_hosts=hosts[1:],
             user=user,
             password=passwords[0] if passwords else password,
             database=database,
-            options=tuple((key, value) for key, value in options
-                          if key not in ("run", "password")),
+            options=tuple(kept),
             run=run,
             run_named=bool(runs),
             setting=setting,
+            read_hosts=netloc_hosts(own["read_hosts"], f"read_hosts in {setting}")
+            if own.get("read_hosts") else (),
+            max_read_lag=check_lag(own["max_read_lag"], setting)
+            if "max_read_lag" in own else DEFAULT_MAX_READ_LAG,
+            synchronous_commit=check_synchronous_commit(own["synchronous_commit"], setting)
+            if "synchronous_commit" in own else None,
         )
 
     @classmethod
@@ -247,9 +274,25 @@ class DatabaseURL:
         """Host and port (or the file path): what to name in an error message."""
         if self.is_sqlite:
             return self.path
+        if self.more_hosts:
+            return join_hosts(self.hosts)
         host = self.host or os.environ.get("PGHOST") or os.environ.get("PGHOSTADDR")
         port = self.port or os.environ.get("PGPORT", "5432")
         return f"{host}:{port}" if host else f"the local socket, port {port}"
+
+    @property
+    def hosts(self) -> Hosts:
+        """Every server the URL names, in the order libpq tries them."""
+        return ((self.host, self.port), *self.more_hosts)
+
+    def reader(self) -> DatabaseURL | None:
+        """Return the URL of the run's standbys (``read_hosts``), or None without any."""
+        if not self.read_hosts:
+            return None
+        options = tuple(o for o in self.options if o[0] != "target_session_attrs")
+        (host, port), *rest = self.read_hosts
+        return replace(self, host=host, port=port, more_hosts=tuple(rest), read_hosts=(),
+                       options=options, setting=f"read_hosts in {self.setting}")
 
     def with_run(self, run: str) -> DatabaseURL:
         """Return a copy of this URL that selects another run."""
@@ -274,19 +317,32 @@ class DatabaseURL:
         if self.password:
             auth += ":" + (_MASK if masked else quote(self.password, safe=""))
         netloc = f"{auth}@" if auth else ""
-        # An IPv6 address goes in brackets; a socket folder (host=/run/postgresql) is encoded.
-        netloc += f"[{self.host}]" if ":" in self.host else quote(self.host, safe=",")
-        if self.port is not None:
-            netloc += f":{self.port}"
+        if self.more_hosts:
+            netloc += join_hosts(self.hosts)
+        else:  # an IPv6 address goes in brackets; a socket folder is encoded
+            netloc += f"[{self.host}]" if ":" in self.host else quote(self.host, safe=",")
+            if self.port is not None:
+                netloc += f":{self.port}"
         options = list(self.options)
-        if masked and self.run != DEFAULT_RUN:
-            options.append(("run", self.run))
+        if masked:
+            options.extend(self._own_options())
         query = "&".join(
             f"{quote_plus(key)}="
             f"{_MASK if masked and key in _SECRET_OPTIONS else quote_plus(value)}"
             for key, value in options)
         return f"postgresql://{netloc}/{quote(self.database, safe='')}" + \
             (f"?{query}" if query else "")
+
+    def _own_options(self) -> list[tuple[str, str]]:
+        """The options Genesis reads itself (shown, never sent to libpq)."""
+        options = [("run", self.run)] if self.run != DEFAULT_RUN else []
+        if self.read_hosts:
+            options.append(("read_hosts", join_hosts(self.read_hosts)))
+        if self.max_read_lag != DEFAULT_MAX_READ_LAG:
+            options.append(("max_read_lag", f"{self.max_read_lag:g}"))
+        if self.synchronous_commit:
+            options.append(("synchronous_commit", self.synchronous_commit))
+        return options
 
     def __str__(self) -> str:
         if self.is_sqlite:

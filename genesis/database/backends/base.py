@@ -71,9 +71,15 @@ class StoreBase(ABC):
 
     @abstractmethod
     async def transaction(
-        self, work: Callable[[Any], Awaitable[T]], *, lock: str | None = None
+        self, work: Callable[[Any], Awaitable[T]], *, lock: str | None = None,
+        committed: CommitCheck | None = None,
     ) -> T:
-        """Run ``work(writer)`` in one write transaction and return its result."""
+        """Run ``work(writer)`` in one write transaction and return its result.
+
+        ``committed(session)`` (an idempotency key: is a row the work wrote there?) decides
+        an outcome a lost connection left unknown where nothing else can; a backend whose
+        COMMIT cannot lose its reply ignores it.
+        """
 
     @abstractmethod
     async def flight(self, build: FlightBuilder, committed: CommitCheck) -> list[Any]:
@@ -183,5 +189,8 @@ class StoreBase(ABC):
         async def work(session: SQLSession) -> None:
             await session.insert_encoded(items)
 
-        await self.transaction(work)
+        async def committed(session: Any) -> bool:
+            return await session.program_exists(items[0][0][0])
+
+        await self.transaction(work, committed=committed if items else None)
         return [values[0] for values, _, _ in items]

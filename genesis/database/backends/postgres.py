@@ -12,6 +12,13 @@ rolled back by the server and is simply retried; one interrupted *during* COMMIT
 up on a fresh connection by its transaction id (``pg_xact_status``): committed means done,
 aborted means retry. Deadlocks and serialization failures are retried too. After
 ``config.write_retry_timeout`` seconds the callers get :class:`ConnectionLostError`.
+
+Failover: with a multi-host URL (``target_session_attrs=read-write``) the pool's new
+connections go to whichever server is the primary, so retries land on the promoted standby.
+An outcome is then decided there: a flight by its idempotency key; a transaction by its id
+when the new server never assigned that id or aborted it, else (a 'committed' id there may
+be another transaction's) by its idempotency key if it has one (``add_many``), else it is
+reported as ConnectionLostError, never re-run. Reads may go to standbys: ``postgres_reads``.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import os
 import select
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
 import psycopg
@@ -37,6 +44,7 @@ from genesis.database.backends.postgres_connect import (
     server_of,
     unreachable,
 )
+from genesis.database.backends.postgres_reads import StandbyReads
 from genesis.database.backends.postgres_runs import RunInfo, drop_run, drop_run_sync, list_runs
 from genesis.database.backends.postgres_schema import (
     SCHEMA_VERSION,
@@ -111,6 +119,20 @@ async def _check_idle_connection(conn: psycopg.AsyncConnection[Any]) -> None:
         await AsyncConnectionPool.check_connection(conn)
 
 
+async def _wal_position(conn: psycopg.AsyncConnection[Any]) -> str | None:
+    """The primary's WAL position now: every commit so far is before it."""
+    with translating():
+        cursor = await conn.execute("SELECT pg_current_wal_insert_lsn()::text")
+        row = await cursor.fetchone()
+    return row[0] if row else None
+
+
+def _backend_of(session: PostgresSession) -> tuple[str, int, int]:
+    """The server (host, port) and the server process of a session's connection."""
+    info = session.conn.info
+    return info.host, info.port, info.backend_pid
+
+
 class PostgresStore(StoreBase):
     """A run stored in one schema of a PostgreSQL database."""
 
@@ -128,6 +150,7 @@ class PostgresStore(StoreBase):
         self.write_retries = 0
         self.server: dict[str, Any] = {}  # where the connection went: see server_of
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        self._reads: StandbyReads | None = None
 
     # Lifecycle ---------------------------------------------------------------------------
 
@@ -142,22 +165,13 @@ class PostgresStore(StoreBase):
                     before = version = await read_version(conn, self.schema)
             else:
                 before, version = await prepare(conn, self.schema, self.url)
+            opened_at = await _wal_position(conn) if self.url.read_hosts else None
         if version < SCHEMA_VERSION:
             state = "does not exist" if version == 0 else f"has schema version {version}"
             raise SchemaError(f"run {self.url.run!r} at {self.url.endpoint} {state}; open it "
                               "once without read_only to create or upgrade it")
         self.upgraded_from = before if before != version else None
-        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
-            self.url.conninfo(),
-            min_size=self.config.pool_min_size,
-            max_size=self.config.pool_max_size,
-            timeout=self.config.pool_timeout,
-            kwargs=connection_kwargs(self.url, self.config.pool_timeout),
-            check=_check_idle_connection,
-            reconnect_failed=self._reconnect_failed,
-            name=f"genesis/{self.url.run}",
-            open=False,
-        )
+        pool = self._new_pool(self.url)
         try:
             with translating(self.url):
                 await pool.open(wait=True, timeout=self.config.pool_timeout)
@@ -165,32 +179,79 @@ class PostgresStore(StoreBase):
             await pool.close()
             raise unreachable(self.url, exc) from exc
         self._pool = pool
+        reader = self.url.reader()
+        if reader is not None:  # standbys may be down now: their pool fills when they are up
+            self._reads = StandbyReads(reader, self._new_pool(reader))
+            self._reads.wrote(opened_at)  # reads see all that was committed before
+            await self._reads.pool.open(wait=False)
         self._state = "open"
+
+    def _new_pool(self, url: DatabaseURL) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+        return AsyncConnectionPool(
+            url.conninfo(),
+            min_size=self.config.pool_min_size,
+            max_size=self.config.pool_max_size,
+            timeout=self.config.pool_timeout,
+            kwargs=connection_kwargs(url, self.config.pool_timeout),
+            check=_check_idle_connection,
+            reconnect_failed=self._reconnect_failed,
+            name=f"genesis/{url.run}",
+            open=False,
+        )
 
     async def _reconnect_failed(self, pool: AsyncConnectionPool[Any]) -> None:
         logger.warning("PostgreSQL at %s stayed unreachable; pool %s gave up reconnecting",
                        self.url.endpoint, pool.name)
 
     async def _disconnect(self) -> None:
+        if self._reads is not None:
+            await self._reads.pool.close()
+            self._reads = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
 
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[PostgresSession]:
-        """Borrow a checked connection from the pool."""
+        """Borrow a checked connection to the primary from the pool."""
         assert self._pool is not None
         with translating(self.url):
             async with self._pool.connection() as conn:
-                yield PostgresSession(conn, self.url, self.config.max_code_bytes, self.schema)
+                yield PostgresSession(conn, self.url, self.config.max_code_bytes, self.schema,
+                                      track_lsn=self._reads is not None)
+
+    def _wrote(self, session: PostgresSession) -> None:
+        """Note a commit's WAL position: reads wait for standbys to replay it."""
+        if self._reads is not None:
+            self._reads.wrote(session.committed_lsn)
+
+    @asynccontextmanager
+    async def _reader(self) -> AsyncIterator[PostgresSession]:
+        """Borrow a connection for reads: a fit standby's, else the primary's."""
+        if self._reads is None:
+            async with self._session() as session:
+                yield session
+            return
+        async with self._reads.connection() as conn:
+            if conn is None:
+                async with self._session() as session:
+                    yield session
+                return
+            with translating(self._reads.url):
+                yield PostgresSession(conn, self._reads.url, self.config.max_code_bytes,
+                                      self.schema)
 
     # Reads and transactions --------------------------------------------------------------
 
     @asynccontextmanager
-    async def read(self, *, snapshot: bool = False) -> AsyncIterator[PostgresSession]:
-        """Borrow a reader; with ``snapshot`` one REPEATABLE READ READ ONLY transaction."""
+    async def read(self, *, snapshot: bool = False, primary: bool = False
+                   ) -> AsyncIterator[PostgresSession]:
+        """Borrow a reader; with ``snapshot`` one REPEATABLE READ READ ONLY transaction.
+
+        It reads from a standby when the URL names ``read_hosts``, unless ``primary``.
+        """
         self._check_open()
-        async with self._session() as session:
+        async with (self._session() if primary else self._reader()) as session:
             if not snapshot:
                 yield session
                 return
@@ -200,14 +261,20 @@ class PostgresStore(StoreBase):
             finally:
                 await _roll_back(session)  # nothing to keep: the transaction only read
 
-    @asynccontextmanager
-    async def write(self, *, lock: str | None = None) -> AsyncIterator[PostgresSession]:
+    def write(self, *, lock: str | None = None
+              ) -> AbstractAsyncContextManager[PostgresSession]:
         """Run one transaction; ``lock`` serialises the writers naming the same key."""
+        return self._write(lock, None)
+
+    @asynccontextmanager
+    async def _write(self, lock: str | None, committed: CommitCheck | None
+                     ) -> AsyncIterator[PostgresSession]:
+        """One transaction; ``committed`` decides an outcome that only it can (see _committed)."""
         self._check_writable()
         started = False
         try:
             async with self._session() as session:
-                xid = await session.begin(self.schema, lock)
+                xid, server = await session.begin(self.schema, lock)
                 started = True
                 try:
                     yield session
@@ -216,32 +283,51 @@ class PostgresStore(StoreBase):
                     if _retry_is_safe(session, exc):
                         raise _NotCommitted(f"the transaction was rolled back: {exc}") from exc
                     raise
-                await self._commit(session, xid)
+                await self._commit(session, (xid, server), committed)
+                self._wrote(session)
         except OperationalError as exc:
             if started:
                 raise
             # No connection could be had, or it failed before the transaction began.
             raise _NotCommitted(f"the transaction could not begin: {exc}") from exc
 
-    async def _commit(self, session: PostgresSession, xid: str) -> None:
+    async def _commit(self, session: PostgresSession, ran: tuple[str, str],
+                      committed: CommitCheck | None) -> None:
         try:
-            await session.control("COMMIT")
+            await session.commit()
         except OperationalError as exc:
             if not session.conn.broken:
                 raise
-            if not await self._committed(xid, _Patience(self.config.write_retry_timeout)):
+            if not await self._committed(ran, committed,
+                                         _Patience(self.config.write_retry_timeout)):
                 raise _NotCommitted(f"the connection was lost during COMMIT and the "
                                     f"transaction was rolled back: {exc}") from exc
 
-    async def _committed(self, xid: str, patience: _Patience) -> bool:
-        """Find out on a fresh connection whether transaction ``xid`` committed."""
+    async def _committed(self, ran: tuple[str, str], committed: CommitCheck | None,
+                         patience: _Patience) -> bool:
+        """Find out on a fresh connection whether the transaction ``ran`` committed.
+
+        ``ran`` is its id and the start time of the server that ran it. On another server
+        (after a failover or a restart) only an id it never assigned, or one it aborted, is
+        conclusive; a 'committed' id there may be another transaction's, so ``committed``
+        (the idempotency key) decides, and without one the outcome is reported unknown.
+        """
+        xid, server = ran
         while True:
-            status = None
+            status = here = None
             with contextlib.suppress(OperationalError):
                 async with self._session() as session:
-                    status = await session.transaction_status(xid)
-            if status in ("committed", "aborted"):
+                    status, here = await session.transaction_status(xid)
+                    if status == "committed" and here != server and committed is not None:
+                        return await committed(session)
+            if status == "aborted" or (status == "committed" and here == server):
                 return status == "committed"
+            if status == "committed":
+                raise ConnectionLostError(
+                    f"the connection to PostgreSQL at {self.url.endpoint} was lost during "
+                    f"COMMIT and the server now answering is another one (a failover or a "
+                    f"restart): whether transaction {xid} committed cannot be confirmed, "
+                    "so it is not run again")
             if patience.exhausted:
                 raise ConnectionLostError(
                     f"the connection to PostgreSQL at {self.url.endpoint} was lost during "
@@ -250,13 +336,14 @@ class PostgresStore(StoreBase):
             await patience.pause()
 
     async def transaction(
-        self, work: Callable[[PostgresSession], Awaitable[T]], *, lock: str | None = None
+        self, work: Callable[[PostgresSession], Awaitable[T]], *, lock: str | None = None,
+        committed: CommitCheck | None = None,
     ) -> T:
         """Run ``work`` in a write transaction, again while it certainly did not commit."""
         patience = _Patience(self.config.write_retry_timeout)
         while True:
             try:
-                async with self.write(lock=lock) as session:
+                async with self._write(lock, committed) as session:
                     return await work(session)
             except _NotCommitted as exc:
                 if patience.exhausted:
@@ -284,10 +371,11 @@ class PostgresStore(StoreBase):
             try:
                 async with self._session() as session:
                     writes, reads = build(session)
-                    backend = session.conn.info.backend_pid
+                    backend = _backend_of(session)
                     sent = True
                     try:
                         rows = await session._flight(writes, reads, transaction=True)
+                        self._wrote(session)
                     except OperationalError as exc:
                         if getattr(exc.__cause__, "sqlstate", None) in _RETRY_SQLSTATES:
                             await _roll_back(session)
@@ -312,19 +400,22 @@ class PostgresStore(StoreBase):
             self.write_retries += 1
             await patience.pause()
 
-    async def _decided(self, committed: CommitCheck, backend: int,
+    async def _decided(self, committed: CommitCheck, backend: tuple[str, int, int],
                        patience: _Patience) -> bool:
         """Ask ``committed`` on a fresh connection, once the flight's outcome is final.
 
         The server process that ran the flight may still be finishing it (committing, or
         rolling back after the connection was cut): its outcome is final only once that
-        process is gone, so ``committed`` is asked only then (after a failover the old
-        server's processes are gone by definition).
+        process is gone, so ``committed`` is asked only then. A fresh connection to another
+        server (after a failover) decides at once: the old primary's processes are not
+        there, and what of the flight reached this server is all there is.
         """
         while True:
             with contextlib.suppress(OperationalError):
                 async with self._session() as session:
-                    if not await session.backend_alive(backend):
+                    host, port, _ = _backend_of(session)
+                    if (host, port) != backend[:2] or \
+                            not await session.backend_alive(backend[2]):
                         return await committed(session)
             if patience.exhausted:
                 raise ConnectionLostError(
@@ -372,4 +463,13 @@ class PostgresStore(StoreBase):
             "group_commit_items": self._committer.items,
             "write_retries": self.write_retries,
             "pid": os.getpid(),
+            "topology": await self.topology(),
         }
+
+    async def topology(self) -> dict[str, Any]:
+        """The primary now answering, its standbys and their lag, and where reads went."""
+        async with self._session() as session:
+            primary = describe_server(server_of(session.conn))
+            standbys = await session.standbys()
+        return {"primary": primary, "hosts": self.url.endpoint, "standbys": standbys,
+                **(self._reads.topology() if self._reads is not None else {})}

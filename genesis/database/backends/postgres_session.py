@@ -78,6 +78,12 @@ _RELATION_SIZES = (
     "WHERE n.nspname = %s AND c.relkind IN ('r', 'i') ORDER BY c.relname"
 )
 
+_STANDBYS = (
+    "SELECT application_name, COALESCE(host(client_addr), 'local'), state, sync_state, "
+    "pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), "
+    "EXTRACT(EPOCH FROM replay_lag)::float8 FROM pg_stat_replication ORDER BY 1"
+)
+
 
 # A JSON string, or a number written with a positive exponent (Python writes floats of 1e16
 # and more that way; all of them are integers).
@@ -121,11 +127,32 @@ class PostgresSession(SQLSession):
     dialect = POSTGRES
 
     def __init__(self, conn: psycopg.AsyncConnection[Any], url: DatabaseURL,
-                 max_code_bytes: int, schema: str) -> None:
+                 max_code_bytes: int, schema: str, *, track_lsn: bool = False) -> None:
         self.conn = conn
         self._url = url
         self.max_code_bytes = max_code_bytes
         self.schema = schema
+        self.track_lsn = track_lsn  # read the WAL position after each COMMIT (for standbys)
+        self.committed_lsn: str | None = None
+
+    async def _open_transaction(self) -> None:
+        """Send BEGIN, with the run's ``synchronous_commit`` (inside a pipeline)."""
+        await self.conn.execute("BEGIN")
+        if self._url.synchronous_commit:
+            await self.conn.execute("SELECT set_config('synchronous_commit', %s, true)",
+                                    (self._url.synchronous_commit,))
+
+    async def _send_commit(self) -> psycopg.AsyncCursor[Any] | None:
+        """Send COMMIT (inside a pipeline); return the cursor of the WAL position read after."""
+        await self.conn.execute("COMMIT")
+        if not self.track_lsn:
+            return None
+        return await self.conn.execute("SELECT pg_current_wal_insert_lsn()::text")
+
+    async def _read_lsn(self, cursor: psycopg.AsyncCursor[Any] | None) -> None:
+        if cursor is not None:
+            row = await cursor.fetchone()
+            self.committed_lsn = row[0] if row else None
 
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
         with translating(self._url):
@@ -175,9 +202,10 @@ class PostgresSession(SQLSession):
         """
         schema = self.schema
         with translating(self._url):
+            lsn = None
             async with self.conn.pipeline():
                 if transaction:
-                    await self.conn.execute("BEGIN")
+                    await self._open_transaction()
                 for statement in writes:
                     sql = qualify(statement.sql, schema)
                     if len(statement.rows) == 1:
@@ -188,7 +216,8 @@ class PostgresSession(SQLSession):
                 cursors = [await self.conn.execute(qualify(query.sql, schema), query.params)
                            for query in reads]
                 if transaction:
-                    await self.conn.execute("COMMIT")
+                    lsn = await self._send_commit()
+            await self._read_lsn(lsn)
             return [list(await cursor.fetchall()) for cursor in cursors]
 
     async def backend_alive(self, pid: int) -> bool:
@@ -203,28 +232,55 @@ class PostgresSession(SQLSession):
 
     # Transaction control -----------------------------------------------------------------
 
-    async def begin(self, schema: str, lock: str | None) -> str:
-        """Open a transaction, take the (schema, lock) advisory lock; return the xid."""
+    async def begin(self, schema: str, lock: str | None) -> tuple[str, str]:
+        """Open a transaction, take the (schema, lock) advisory lock.
+
+        Returns the transaction id and the server's start time (which server ran it).
+        """
         with translating(self._url):
             async with self.conn.pipeline():
-                await self.conn.execute("BEGIN")
+                await self._open_transaction()
                 if lock is not None:
                     await self.conn.execute(
                         "SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))",
                         (schema, lock))
-                cursor = await self.conn.execute("SELECT pg_current_xact_id()::text")
+                cursor = await self.conn.execute(
+                    "SELECT pg_current_xact_id()::text, pg_postmaster_start_time()::text")
             row = await cursor.fetchone()
         assert row is not None
-        return str(row[0])
+        return str(row[0]), str(row[1])
+
+    async def commit(self) -> None:
+        """COMMIT the open transaction (and read the WAL position after it when tracking)."""
+        with translating(self._url):
+            async with self.conn.pipeline():
+                lsn = await self._send_commit()
+            await self._read_lsn(lsn)
 
     async def control(self, statement: str) -> None:
         """Run a transaction-control statement (BEGIN, COMMIT, ROLLBACK)."""
         await self._run(statement)
 
-    async def transaction_status(self, xid: str) -> str | None:
-        """Return 'committed', 'aborted' or 'in progress' for a transaction id."""
-        row = await self._one("SELECT pg_xact_status(%s::xid8)", (xid,))
-        return row[0] if row else None
+    async def transaction_status(self, xid: str) -> tuple[str | None, str]:
+        """Return the status of a transaction id here, and this server's start time.
+
+        The status is 'committed', 'aborted' or 'in progress'; an id this server has not
+        assigned yet (a transaction of another server, lost in a failover) is 'aborted'.
+        """
+        row = await self._one(
+            "SELECT CASE WHEN %s::xid8 < pg_snapshot_xmax(pg_current_snapshot()) "
+            "THEN pg_xact_status(%s::xid8) ELSE 'aborted' END, "
+            "pg_postmaster_start_time()::text", (xid, xid))
+        assert row is not None
+        return row[0], str(row[1])
+
+    async def standbys(self) -> list[dict[str, Any]]:
+        """Return the standbys streaming from this server, with their replay lag."""
+        rows = await self._all(_STANDBYS)
+        return [{"name": name, "address": address, "state": state, "sync": sync,
+                 "lag_bytes": None if lag_bytes is None else int(lag_bytes),
+                 "lag_seconds": lag_seconds} for name, address, state, sync, lag_bytes,
+                lag_seconds in rows]
 
     async def relation_sizes(self, schema: str) -> list[Sequence[Any]]:
         """Return (name, kind 'r' or 'i', total bytes, main fork bytes) of a schema's relations."""

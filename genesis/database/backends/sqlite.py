@@ -341,8 +341,12 @@ class SQLiteStore(StoreBase):
             self._writer_thread, partial(function, self._writer, *args))
 
     @asynccontextmanager
-    async def read(self, *, snapshot: bool = False) -> AsyncIterator[SQLiteSession]:
-        """Borrow a reader connection; with ``snapshot`` all reads see one state."""
+    async def read(self, *, snapshot: bool = False, primary: bool = False
+                   ) -> AsyncIterator[SQLiteSession]:
+        """Borrow a reader connection; with ``snapshot`` all reads see one state.
+
+        ``primary`` changes nothing: a SQLite run has no standby.
+        """
         self._check_open()
         assert self._readers is not None
         conn = await self._readers.get()
@@ -375,7 +379,8 @@ class SQLiteStore(StoreBase):
                 raise
 
     async def transaction(
-        self, work: Callable[[SQLSession], Awaitable[T]], *, lock: str | None = None
+        self, work: Callable[[SQLSession], Awaitable[T]], *, lock: str | None = None,
+        committed: CommitCheck | None = None,
     ) -> T:
         """Run ``work`` as one transaction, whole, on the writer thread; return its result."""
         self._check_writable()
