@@ -56,16 +56,16 @@ def _program(pid: str, parent: str | None = None, score: float = 0.5, **fields: 
 
 async def test_failed_maintenance_says_the_program_is_stored(
         store_url: DatabaseURL, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = engine_module.maintain
     failures = [OperationalError("the server went away")]
-
-    async def flaky(*args: Any, **kwargs: Any) -> None:
-        if failures:
-            raise failures.pop()
-        await real(*args, **kwargs)
-
-    monkeypatch.setattr(engine_module, "maintain", flaky)
     async with AsyncProgramDatabase(_config(store_url, num_islands=1)) as db:
+        real = db.store.apply_offer  # the default policy's maintenance flight
+
+        async def flaky(*args: Any, **kwargs: Any) -> Any:
+            if failures:
+                raise failures.pop()
+            return await real(*args, **kwargs)
+
+        monkeypatch.setattr(db.store, "apply_offer", flaky)
         with pytest.raises(MaintenanceError) as info:
             await db.add(_program("p1"))
         assert info.value.program_id == "p1" and "is stored" in str(info.value)
