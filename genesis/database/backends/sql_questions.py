@@ -1,0 +1,152 @@
+"""The analysis reads both backends share: code search, filtered rows, lineage.
+
+:class:`AnalysisSQL` is part of every :class:`~genesis.database.backends.sql.SQLSession`;
+the SQL that differs per backend comes from its compiler
+(:mod:`genesis.database.backends.query_sql`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Literal
+
+from genesis.database.backends.query_sql import QueryCompiler, compiler_for
+from genesis.database.code_search import SearchHit, SearchTerms, snippet
+from genesis.database.codec import decode_json, unpack_embedding
+from genesis.database.errors import OperationalError
+from genesis.database.protocol import LineageStep
+from genesis.database.query_language import JSON_COLUMNS, Field, Node, OrderKey
+
+__all__ = ["AnalysisSQL", "Direction"]
+
+Direction = Literal["up", "down"]
+# One step of a walk through parent_id: up to the parents, or down to the children.
+_WALK = {
+    "up": "SELECT p.parent_id, c.depth + 1 FROM programs p JOIN {name} c ON p.id = c.id "
+          "WHERE p.parent_id IS NOT NULL AND c.depth < ?",
+    "down": "SELECT p.id, c.depth + 1 FROM programs p JOIN {name} c ON p.parent_id = c.id "
+            "WHERE c.depth < ?",
+}
+
+
+def _chain(name: str, direction: Direction) -> str:
+    """A recursive CTE ``name(id, depth)`` from the program ``?`` up to depth ``?``."""
+    return (f"{name}(id, depth) AS (SELECT CAST(? AS TEXT), 0 UNION ALL "
+            f"{_WALK[direction].format(name=name)})")
+
+
+class AnalysisSQL:
+    """Code search, filtered rows and lineage over the primitives of a session."""
+
+    # What the session provides: ``dialect``, ``_all``, ``_select``, ``_program``, ``count``.
+    dialect: Any
+
+    @property
+    def compiler(self) -> QueryCompiler:
+        """The compiler of this backend's SQL."""
+        return compiler_for(self.dialect.name)
+
+    async def search_code(self, terms: SearchTerms, *, limit: int = 20,
+                          island: int | None = None, correct: bool | None = None
+                          ) -> list[SearchHit]:
+        """Return the programs whose code holds every word, best first, with a snippet."""
+        await self._check_search_index()
+        sql, params = self.compiler.search(terms, island, correct, limit)
+        rows = await self._all(sql, params)
+        return [SearchHit(row[0], rank, row[1], row[2], row[3], bool(row[4]),
+                          snippet(row[5], terms))
+                for rank, row in enumerate(rows, start=1)]
+
+    async def _check_search_index(self) -> None:
+        """Refuse code search, saying why, on a file read as it is at an older schema."""
+        if self.dialect.name != "sqlite":
+            return
+        rows = await self._all("SELECT 1 FROM sqlite_master WHERE name = 'programs_fts'")
+        if not rows:
+            raise OperationalError("code search needs schema version 3 or later: this file "
+                                   "is older and opened read-only; `genesis db upgrade` "
+                                   "indexes it")
+
+    def _decode(self, fields: Sequence[Field], row: Sequence[Any]) -> dict[str, Any]:
+        values = {}
+        for field, value in zip(fields, row, strict=True):
+            if field.path or field.column in JSON_COLUMNS:
+                if isinstance(value, str) and self.dialect.name == "sqlite":
+                    value = json.loads(value) if field.path else decode_json(value, dict)
+            elif field.column == "correct" and value is not None:
+                value = bool(value)
+            elif field.column == "embedding":
+                value = (decode_json(value, list) if isinstance(value, str)
+                         else unpack_embedding(value))
+            values[field.name] = value
+        return values
+
+    def _columns(self, fields: Sequence[Field]) -> tuple[str, list[Any]]:
+        parts, params = [], []
+        for field in fields:
+            sql, extra = self.compiler.value(field)
+            parts.append(sql)
+            params += extra
+        return ", ".join(parts), params
+
+    async def query_rows(self, where: Node | None, columns: Sequence[Field],
+                         order: Sequence[OrderKey], limit: int) -> list[dict[str, Any]]:
+        """Return the chosen fields of the programs matching ``where``, in ``order``."""
+        compiler = self.compiler
+        select, params = self._columns(columns)
+        sql = f"SELECT {select} FROM programs p"
+        if where is not None:
+            condition, extra = compiler.where(where)
+            sql += f" WHERE {condition}"
+            params += extra
+        ordering, extra = compiler.order(order)
+        sql += f" ORDER BY {ordering} LIMIT {compiler.q}"
+        rows = await self._all(sql, [*params, *extra, limit])
+        return [self._decode(columns, row) for row in rows]
+
+    async def iter_rows(self, where: Node | None, columns: Sequence[Field],
+                        batch_size: int = 5000) -> AsyncIterator[list[dict[str, Any]]]:
+        """Yield the chosen fields of the programs matching ``where`` in insertion order."""
+        compiler, seq = self.compiler, self.dialect.seq
+        select, params = self._columns(columns)
+        condition, extra = compiler.where(where) if where is not None else ("TRUE", [])
+        sql = (f"SELECT {seq}, {select} FROM programs p WHERE {seq} > {compiler.q} "
+               f"AND {condition} ORDER BY {seq} LIMIT {compiler.q}")
+        last = -1
+        while True:
+            rows = await self._all(sql, [*params, last, *extra, batch_size])
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [self._decode(columns, row[1:]) for row in rows]
+
+    async def json_keys(self, column: str) -> list[str]:
+        """Return the distinct top-level keys of a JSON column (one of JSON_COLUMNS)."""
+        if column not in JSON_COLUMNS:
+            raise ValueError(f"{column!r} is not a JSON column")
+        return [str(row[0]) for row in await self._all(self.compiler.json_keys(column))]
+
+    async def lineage(self, program_id: str, direction: Direction = "up",
+                      max_depth: int | None = None) -> list[LineageStep]:
+        """Return the ancestors (``up``) or descendants (``down``) of a program, nearest first.
+
+        One recursive query; without ``max_depth`` the walk is bounded by the number of
+        programs, so a cycle in corrupt data ends too.
+        """
+        depth = max_depth if max_depth is not None else await self.count()
+        select = self._select("c.depth > 0", "ORDER BY c.depth, p.id").replace(
+            "SELECT ", "SELECT c.depth, ", 1).replace(
+            "FROM programs p", "FROM chain c JOIN programs p ON p.id = c.id", 1)
+        sql = self.dialect.sql(f"WITH RECURSIVE {_chain('chain', direction)} ") + select
+        rows = await self._all(sql, (program_id, depth))
+        return [LineageStep(int(row[0]), self._program(row[1:])) for row in rows]
+
+    async def common_ancestor(self, first: str, second: str) -> str | None:
+        """Return the id of the nearest program both descend from (either one itself)."""
+        depth = await self.count()
+        rows = await self._all(self.dialect.sql(
+            f"WITH RECURSIVE {_chain('a', 'up')}, {_chain('b', 'up')} "
+            "SELECT a.id FROM a JOIN b ON a.id = b.id JOIN programs p ON p.id = a.id "
+            "ORDER BY a.depth + b.depth, a.depth LIMIT 1"), (first, depth, second, depth))
+        return rows[0][0] if rows else None
