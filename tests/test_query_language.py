@@ -87,7 +87,7 @@ def test_orderings_and_column_lists() -> None:
         OrderKey(SUM_RADII, True), OrderKey(Field("id"), False)]
     assert parse_columns("id, code, metadata") == [Field("id"), Field("code"),
                                                    Field("metadata")]
-    with pytest.raises(QueryError, match="order_by: .*expected 'field"):
+    with pytest.raises(QueryError, match=r"order_by: .*expected 'field"):
         parse_order("id sideways")
     with pytest.raises(QueryError, match="unknown field 'code'"):
         parse_order("code")  # text is listed, not ordered by

@@ -141,7 +141,8 @@ class PostgresStore(StoreBase):
                 with translating(self.url):
                     before = version = await read_version(conn, self.schema)
             else:
-                before, version = await prepare(conn, self.schema, self.url)
+                before, version = await prepare(conn, self.schema, self.url,
+                                                self.upgrade_progress)
         if version < SCHEMA_VERSION:
             state = "does not exist" if version == 0 else f"has schema version {version}"
             raise SchemaError(f"run {self.url.run!r} at {self.url.endpoint} {state}; open it "
