@@ -164,12 +164,13 @@ class PostgresCompiler(QueryCompiler):
     def search(self, terms: SearchTerms, island: int | None, correct: bool | None,
                limit: int) -> Fragment:
         filters, params = self.search_filters("p", island, correct)
+        words = "to_tsquery('simple'::regconfig, %s)"  # folded to a constant when planned
         sql = ("SELECT p.id, p.generation, p.island_idx, p.combined_score, p.correct, p.code "
-               "FROM programs p, to_tsquery('simple', %s) AS words, "
-               "to_tsquery('simple', %s) AS phrase "
-               f"WHERE p.code_tsv @@ words{filters} ORDER BY (p.code_tsv @@ phrase) DESC, "
-               "ts_rank_cd(p.code_tsv, words) DESC, p.id LIMIT %s")
-        return sql, [terms.tsquery_all(), terms.tsquery_phrase(), *params, limit]
+               f"FROM programs p WHERE p.code_tsv @@ {words}{filters} "
+               f"ORDER BY (p.code_tsv @@ {words}) DESC, ts_rank_cd(p.code_tsv, {words}) DESC, "
+               "p.id LIMIT %s")
+        every = terms.tsquery_all()
+        return sql, [every, *params, terms.tsquery_phrase(), every, limit]
 
     def json_keys(self, column: str) -> str:
         return (f"SELECT DISTINCT k FROM programs p, jsonb_object_keys(CASE WHEN "
