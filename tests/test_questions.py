@@ -154,11 +154,11 @@ async def _chain(db: AsyncProgramDatabase, length: int) -> list[str]:
 async def test_lineage_of_a_deep_chain(db: AsyncProgramDatabase) -> None:
     ids = await _chain(db, 1200)
     up = await db.lineage(ids[-1])
-    assert [s.program.id for s in up] == ids[-2::-1]
+    assert [s.id for s in up] == ids[-2::-1]
     assert [s.depth for s in up] == list(range(1, 1200))
-    assert [s.program.id for s in await db.lineage(ids[-1], max_depth=3)] == ids[-2:-5:-1]
+    assert [s.id for s in await db.lineage(ids[-1], max_depth=3)] == ids[-2:-5:-1]
     down = await db.lineage(ids[0], "down")
-    assert [s.program.id for s in down] == ids[1:]
+    assert [s.id for s in down] == ids[1:]
     assert [p.id for p in await db.get_ancestry(ids[-1], 4)] == ids[-5:-1]
     assert (await db.common_ancestor(ids[10], ids[700])).id == ids[10]
 
@@ -170,10 +170,10 @@ async def test_lineage_of_a_branching_tree(db: AsyncProgramDatabase) -> None:
     await db.store.add_many([_program(pid, "x", parent_id=parent)
                              for pid, parent in tree.items()])
     down = await db.lineage("a", "down")
-    assert [(s.depth, s.program.id) for s in down] == [(1, "a1"), (1, "a2"), (2, "a21")]
-    assert [(s.depth, s.program.id) for s in await db.lineage("root", "down", 1)] == [
+    assert [(s.depth, s.id) for s in down] == [(1, "a1"), (1, "a2"), (2, "a21")]
+    assert [(s.depth, s.id) for s in await db.lineage("root", "down", 1)] == [
         (1, "a"), (1, "b")]
-    assert [s.program.id for s in await db.lineage("a21")] == ["a2", "a", "root"]
+    assert [s.id for s in await db.lineage("a21")] == ["a2", "a", "root"]
     assert (await db.common_ancestor("a21", "a1")).id == "a"
     assert (await db.common_ancestor("a21", "b1")).id == "root"
     assert (await db.common_ancestor("a2", "a2")).id == "a2"

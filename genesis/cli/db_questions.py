@@ -107,9 +107,9 @@ def query(args: argparse.Namespace) -> int:
 
 
 def _brief(depth: int, program: Any) -> dict[str, Any]:
-    return {"depth": depth, "id": program.id, "generation": program.generation,
-            "island_idx": program.island_idx, "combined_score": program.combined_score,
-            "correct": program.correct}
+    return {"depth": depth, "id": program.id, "parent_id": program.parent_id,
+            "generation": program.generation, "island_idx": program.island_idx,
+            "combined_score": program.combined_score, "correct": program.correct}
 
 
 def lineage(args: argparse.Namespace) -> int:
@@ -126,7 +126,7 @@ def lineage(args: argparse.Namespace) -> int:
         return 0
     direction = "down" if args.down else "up"
     steps = _ask(args.url, lambda db: db.lineage(args.id, direction, args.max_depth))
-    rows = [_brief(step.depth, step.program) for step in steps]
+    rows = [asdict(step) for step in steps]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

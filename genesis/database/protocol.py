@@ -69,10 +69,15 @@ class ProgramSummary:
 
 @dataclass(frozen=True)
 class LineageStep:
-    """A program met on a walk through the lineage, ``depth`` generations away."""
+    """A program met on a walk through the lineage, ``depth`` steps away (``get`` it whole)."""
 
     depth: int
-    program: Program
+    id: str
+    parent_id: str | None
+    generation: int
+    island_idx: int | None
+    combined_score: float | None
+    correct: bool
 
 
 @dataclass(frozen=True)

@@ -406,7 +406,7 @@ class SQLSession(AnalysisSQL, ABC):
         if max_ancestors <= 0:
             return []
         steps = await self.lineage(program_id, "up", max_ancestors)
-        return [step.program for step in reversed(steps)]
+        return await self.get_many([step.id for step in reversed(steps)])
 
     async def archive_members(self) -> list[ProgramSummary]:
         """Return every archive member (correct or not), sorted by id."""

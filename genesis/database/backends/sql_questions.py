@@ -39,7 +39,7 @@ def _chain(name: str, direction: Direction) -> str:
 class AnalysisSQL:
     """Code search, filtered rows and lineage over the primitives of a session."""
 
-    # What the session provides: ``dialect``, ``_all``, ``_select``, ``_program``, ``count``.
+    # What the session provides: ``dialect``, ``_all`` and ``count``.
     dialect: Any
 
     @property
@@ -135,12 +135,12 @@ class AnalysisSQL:
         programs, so a cycle in corrupt data ends too.
         """
         depth = max_depth if max_depth is not None else await self.count()
-        select = self._select("c.depth > 0", "ORDER BY c.depth, p.id").replace(
-            "SELECT ", "SELECT c.depth, ", 1).replace(
-            "FROM programs p", "FROM chain c JOIN programs p ON p.id = c.id", 1)
-        sql = self.dialect.sql(f"WITH RECURSIVE {_chain('chain', direction)} ") + select
-        rows = await self._all(sql, (program_id, depth))
-        return [LineageStep(int(row[0]), self._program(row[1:])) for row in rows]
+        rows = await self._all(self.dialect.sql(
+            f"WITH RECURSIVE {_chain('chain', direction)} SELECT c.depth, p.id, p.parent_id, "
+            "p.generation, p.island_idx, p.combined_score, p.correct FROM chain c "
+            "JOIN programs p ON p.id = c.id WHERE c.depth > 0 ORDER BY c.depth, p.id"),
+            (program_id, depth))
+        return [LineageStep(int(r[0]), r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows]
 
     async def common_ancestor(self, first: str, second: str) -> str | None:
         """Return the id of the nearest program both descend from (either one itself)."""
