@@ -119,6 +119,17 @@ async def test_query_types_compare_strictly(db: AsyncProgramDatabase) -> None:
         "text"]
     assert [r["id"] for r in await db.query("public_metrics.v", columns="id")] == ["flag"]
     assert [r["id"] for r in await db.query("public_metrics.v != 3", columns="id")] == []
+    values = [r["public_metrics.v"] for r in await db.query(columns="public_metrics.v",
+                                                            order_by="id")]
+    assert values == [True, [3], 3, "3"]  # each JSON type comes back as itself
+
+
+async def test_selected_strings_keep_quotes_escapes_and_unicode(db: AsyncProgramDatabase
+                                                                ) -> None:
+    note = 'say "hi" \\ then \u00e9 é ✓'
+    await db.store.add_many([_program("s", "x", metadata={"note": note, "n": -1.5e-3})])
+    assert await db.query(columns=["metadata.note", "metadata.n"]) == [
+        {"metadata.note": note, "metadata.n": -1.5e-3}]
 
 
 @pytest.mark.parametrize("where", [

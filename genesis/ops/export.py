@@ -44,11 +44,9 @@ class ExportResult:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
 
-def _text(value: Any) -> Any:
-    """A CSV cell: JSON text for objects and lists, empty for a missing value."""
-    if value is None:
-        return ""
-    return json.dumps(value) if isinstance(value, dict | list) else value
+def _cells(row: dict[str, Any]) -> list[Any]:
+    """A CSV line: JSON text for objects and lists (the csv module writes None as empty)."""
+    return [json.dumps(v) if v.__class__ in (dict, list) else v for v in row.values()]
 
 
 class _Parquet:
@@ -115,7 +113,7 @@ async def export_run(url: DatabaseURL | str, output: str | Path | IO[str], fmt: 
     if parquet is None:
         stream = (open(output, "w", newline="", encoding="utf-8")  # noqa: SIM115
                   if isinstance(output, str | Path) else output)
-    writer: csv.DictWriter[str] | None = None
+    writer: Any = None
     try:
         async with open_source(url) as store:
             db = AsyncProgramDatabase(store=store)
@@ -128,9 +126,9 @@ async def export_run(url: DatabaseURL | str, output: str | Path | IO[str], fmt: 
                 else:
                     assert stream is not None
                     if writer is None:
-                        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-                        writer.writeheader()
-                    writer.writerows({k: _text(v) for k, v in row.items()} for row in rows)
+                        writer = csv.writer(stream)
+                        writer.writerow(list(rows[0]))
+                    writer.writerows(map(_cells, rows))
                 count += len(rows)
                 if progress is not None:
                     progress.advance(len(rows))

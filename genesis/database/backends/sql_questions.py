@@ -8,7 +8,7 @@ the SQL that differs per backend comes from its compiler
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Literal
 
 from genesis.database.backends.query_sql import QueryCompiler, compiler_for
@@ -28,6 +28,24 @@ _WALK = {
     "down": "SELECT p.id, c.depth + 1 FROM programs p JOIN {name} c ON p.parent_id = c.id "
             "WHERE c.depth < ?",
 }
+
+
+_CONSTANTS = {"true": True, "false": False, "null": None}
+
+
+def _json_value(text: str) -> Any:
+    """Decode SQLite's JSON text of one value (numbers and constants without the parser)."""
+    if text in _CONSTANTS:
+        return _CONSTANTS[text]
+    first = text[0]
+    if first in "-0123456789":
+        try:
+            return int(text)
+        except ValueError:
+            return float(text)
+    if first == '"' and "\\" not in text:
+        return text[1:-1]
+    return json.loads(text)
 
 
 def _chain(name: str, direction: Direction) -> str:
@@ -68,19 +86,33 @@ class AnalysisSQL:
                                    "is older and opened read-only; `genesis db upgrade` "
                                    "indexes it")
 
-    def _decode(self, fields: Sequence[Field], row: Sequence[Any]) -> dict[str, Any]:
-        values = {}
-        for field, value in zip(fields, row, strict=True):
-            if field.path or field.column in JSON_COLUMNS:
-                if isinstance(value, str) and self.dialect.name == "sqlite":
-                    value = json.loads(value) if field.path else decode_json(value, dict)
-            elif field.column == "correct" and value is not None:
-                value = bool(value)
-            elif field.column == "embedding":
-                value = (decode_json(value, list) if isinstance(value, str)
-                         else unpack_embedding(value))
-            values[field.name] = value
-        return values
+    def _converter(self, field: Field) -> Callable[[Any], Any] | None:
+        """How a selected field's driver value becomes its Python value (None: as it is)."""
+        sqlite = self.dialect.name == "sqlite"
+        if field.path:
+            return _json_value if sqlite else None
+        if field.column in JSON_COLUMNS:
+            return (lambda text: decode_json(text, dict)) if sqlite else None
+        if field.column == "correct":
+            return bool
+        if field.column == "embedding":
+            return lambda v: decode_json(v, list) if isinstance(v, str) else unpack_embedding(v)
+        return None
+
+    def _decoder(self, fields: Sequence[Field]) -> Callable[[Sequence[Any]], dict[str, Any]]:
+        """Turn a row of the selected fields into a dict by field name."""
+        names = [field.name for field in fields]
+        converters = [(i, convert) for i, field in enumerate(fields)
+                      if (convert := self._converter(field)) is not None]
+
+        def decode(row: Sequence[Any]) -> dict[str, Any]:
+            values = list(row)
+            for i, convert in converters:
+                if values[i] is not None:
+                    values[i] = convert(values[i])
+            return dict(zip(names, values, strict=True))
+
+        return decode
 
     def _columns(self, fields: Sequence[Field]) -> tuple[str, list[Any]]:
         parts, params = [], []
@@ -103,7 +135,7 @@ class AnalysisSQL:
         ordering, extra = compiler.order(order)
         sql += f" ORDER BY {ordering} LIMIT {compiler.q}"
         rows = await self._all(sql, [*params, *extra, limit])
-        return [self._decode(columns, row) for row in rows]
+        return list(map(self._decoder(columns), rows))
 
     async def iter_rows(self, where: Node | None, columns: Sequence[Field],
                         batch_size: int = 5000) -> AsyncIterator[list[dict[str, Any]]]:
@@ -113,13 +145,13 @@ class AnalysisSQL:
         condition, extra = compiler.where(where) if where is not None else ("TRUE", [])
         sql = (f"SELECT {seq}, {select} FROM programs p WHERE {seq} > {compiler.q} "
                f"AND {condition} ORDER BY {seq} LIMIT {compiler.q}")
-        last = -1
+        decode, last = self._decoder(columns), -1
         while True:
             rows = await self._all(sql, [*params, last, *extra, batch_size])
             if not rows:
                 return
             last = rows[-1][0]
-            yield [self._decode(columns, row[1:]) for row in rows]
+            yield [decode(row[1:]) for row in rows]
 
     async def json_keys(self, column: str) -> list[str]:
         """Return the distinct top-level keys of a JSON column (one of JSON_COLUMNS)."""
