@@ -4,10 +4,11 @@ A compiler returns final SQL, with the backend's own placeholders, and its param
 (final: PostgreSQL's jsonpath operator ``@?`` must not meet a ``?`` -> ``%s`` translation).
 Column names come from the schema's list; JSON paths are bound as parameters (``$."k"`` on
 SQLite, a key array or a jsonpath on PostgreSQL); literals are bound values. On PostgreSQL
-an equality on a JSON path is a containment (``metadata @> '{"patch_type": "diff"}'``) and
-the other comparisons a jsonpath filter (``public_metrics @? 'strict $."sum_radii" ? (@ >
-2.4)'``), the shapes the ``jsonb_path_ops`` GIN indexes serve; SQLite reads JSON with
-``json_extract``.
+an equality on a JSON path is a containment (``metadata @> '{"patch_type": "diff"}'``),
+which the ``jsonb_path_ops`` GIN indexes serve, and the other comparisons a jsonpath filter
+of the same type only (``public_metrics @? 'strict $."sum_radii" ? (@.type() == "number" &&
+@ > 2.4)'``), which no index serves; SQLite reads JSON with ``json_extract``.
+``tests/test_query_semantics.py`` checks that both mean what plain Python means.
 """
 
 from __future__ import annotations
@@ -195,9 +196,10 @@ class PostgresCompiler(QueryCompiler):
                 document = {key: document}
             return f"({column} @> %s::jsonb)", [json.dumps(document)]
         literal = json.dumps(node.value)  # a JSON number or string is a jsonpath literal
+        kind = "string" if isinstance(node.value, str) else "number"
         path = "strict $" + "".join(f'."{key}"' for key in field.path)
         return (f"COALESCE({column} @? %s::jsonpath, FALSE)",
-                [f"{path} ? (@ {node.op} {literal})"])
+                [f'{path} ? (@.type() == "{kind}" && @ {node.op} {literal})'])
 
 
 def compiler_for(dialect: str) -> QueryCompiler:
