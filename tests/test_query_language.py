@@ -177,3 +177,4 @@ def test_any_text_parses_or_fails_with_a_position(text: str) -> None:
         parse_where(text)
     except QueryError as exc:
         assert 0 <= exc.position <= len(text)
+

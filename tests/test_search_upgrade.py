@@ -13,6 +13,7 @@ import pytest
 from genesis.database import AsyncProgramDatabase, DatabaseConfig, DatabaseURL, Program
 from genesis.database.backends import postgres_schema, sqlite_schema
 from genesis.database.backends.postgres_schema import schema_name
+from genesis.database.errors import OperationalError
 from genesis.ops import upgrade_run
 from tests.conftest import SHINKA_FILES, drop_pg_run, new_pg_run_url
 
@@ -148,3 +149,15 @@ async def test_postgres_fill_is_batched_counted_and_resumed(monkeypatch: pytest.
             assert [h.id for h in await db.search_code("word17")] == ["p017"]
     finally:
         drop_pg_run(url)
+
+
+async def test_a_file_read_as_it_is_says_search_needs_the_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    await _sqlite_at_version_2(path, 3)
+    config = DatabaseConfig(db_path=str(path))
+    async with AsyncProgramDatabase(config, read_only=True) as db:
+        with pytest.raises(OperationalError, match="genesis db upgrade"):
+            await db.search_code("common")
+        assert len(await db.query("generation == 0")) == 3  # filters work on it as it is
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2  # nothing changed

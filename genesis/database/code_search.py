@@ -82,4 +82,8 @@ def snippet(code: str, terms: SearchTerms, width: int = 160) -> str:
         if score > best_score:
             best, best_score = line.strip(), score
     marked = _WORD.sub(lambda m: f"[{m[0]}]" if m[0].lower() in wanted else m[0], best)
-    return marked if len(marked) <= width else marked[:width - 1] + "…"
+    if len(marked) <= width:
+        return marked
+    start = max(0, min(marked.find("[") - width // 4, len(marked) - width))
+    head, tail = ("…" if start else ""), ("…" if start + width < len(marked) else "")
+    return head + marked[start + len(head):start + width - len(tail)] + tail
