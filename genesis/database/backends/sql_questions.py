@@ -21,20 +21,17 @@ from genesis.database.query_language import JSON_COLUMNS, Field, Node, OrderKey
 __all__ = ["AnalysisSQL", "Direction"]
 
 Direction = Literal["up", "down"]
-# One step of a walk through parent_id: up to the parents, or down to the children.
-_WALK = {
-    "up": "SELECT p.parent_id, c.depth + 1 FROM programs p JOIN {name} c ON p.id = c.id "
-          "WHERE p.parent_id IS NOT NULL AND c.depth < ?",
-    "down": "SELECT p.id, c.depth + 1 FROM programs p JOIN {name} c ON p.parent_id = c.id "
-            "WHERE c.depth < ?",
-}
+# A walk through parent_id carries the columns of a lineage step, so that the walk reads
+# each program once, by index (no join with the programs after it).
+_STEP = "id, parent_id, generation, island_idx, combined_score, correct"
+_JOIN = {"up": "q.id = c.parent_id", "down": "q.parent_id = c.id"}
 
 
 _CONSTANTS = {"true": True, "false": False, "null": None}
 
 
 def _json_value(text: str) -> Any:
-    """Decode SQLite's JSON text of one value (numbers and constants without the parser)."""
+    """Decode SQLite's JSON text of one value (numbers, constants, plain strings directly)."""
     if text in _CONSTANTS:
         return _CONSTANTS[text]
     first = text[0]
@@ -49,9 +46,11 @@ def _json_value(text: str) -> Any:
 
 
 def _chain(name: str, direction: Direction) -> str:
-    """A recursive CTE ``name(id, depth)`` from the program ``?`` up to depth ``?``."""
-    return (f"{name}(id, depth) AS (SELECT CAST(? AS TEXT), 0 UNION ALL "
-            f"{_WALK[direction].format(name=name)})")
+    """A recursive CTE ``name(<step columns>, depth)`` from the program ``?`` to depth ``?``."""
+    columns = ", ".join(f"q.{column}" for column in _STEP.split(", "))
+    return (f"{name}({_STEP}, depth) AS (SELECT {columns}, 0 FROM programs q WHERE q.id = ? "
+            f"UNION ALL SELECT {columns}, c.depth + 1 FROM {name} c JOIN programs q "
+            f"ON {_JOIN[direction]} WHERE c.depth < ?)")
 
 
 class AnalysisSQL:
@@ -168,10 +167,8 @@ class AnalysisSQL:
         """
         depth = max_depth if max_depth is not None else await self.count()
         rows = await self._all(self.dialect.sql(
-            f"WITH RECURSIVE {_chain('chain', direction)} SELECT c.depth, p.id, p.parent_id, "
-            "p.generation, p.island_idx, p.combined_score, p.correct FROM chain c "
-            "JOIN programs p ON p.id = c.id WHERE c.depth > 0 ORDER BY c.depth, p.id"),
-            (program_id, depth))
+            f"WITH RECURSIVE {_chain('chain', direction)} SELECT depth, {_STEP} FROM chain "
+            "WHERE depth > 0 ORDER BY depth, id"), (program_id, depth))
         return [LineageStep(int(r[0]), r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows]
 
     async def common_ancestor(self, first: str, second: str) -> str | None:
@@ -179,6 +176,6 @@ class AnalysisSQL:
         depth = await self.count()
         rows = await self._all(self.dialect.sql(
             f"WITH RECURSIVE {_chain('a', 'up')}, {_chain('b', 'up')} "
-            "SELECT a.id FROM a JOIN b ON a.id = b.id JOIN programs p ON p.id = a.id "
+            "SELECT a.id FROM a JOIN b ON a.id = b.id "
             "ORDER BY a.depth + b.depth, a.depth LIMIT 1"), (first, depth, second, depth))
         return rows[0][0] if rows else None
