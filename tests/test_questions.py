@@ -213,3 +213,20 @@ async def test_dataframe_with_embeddings(db: AsyncProgramDatabase) -> None:
     await db.store.add_many([_program("e", "x", embedding=[0.5, -1.0, 2.0])])
     frame = await db.to_dataframe(embeddings=True)
     assert list(frame["embedding"][0]) == [0.5, -1.0, 2.0]
+
+
+def test_the_sync_facade_asks_the_same_questions(store_url: DatabaseURL) -> None:
+    from genesis.database import ProgramDatabase
+
+    db = ProgramDatabase(DatabaseConfig(database_url=str(store_url), num_islands=1))
+    try:
+        db.add(_program("root", "def solve():\n    return 0\n", public_metrics={"v": 1}))
+        db.add(_program("kid", CALLS, parent_id="root", public_metrics={"v": 2}))
+        assert [h.id for h in db.search_code("scipy.optimize.minimize")] == ["kid"]
+        assert db.query("public_metrics.v > 1", columns="id") == [{"id": "kid"}]
+        assert [s.id for s in db.lineage("kid")] == ["root"]
+        assert db.common_ancestor("kid", "root").id == "root"
+        assert [p.id for p in db.get_ancestry("kid")] == ["root"]
+        assert list(db.to_dataframe(columns="id")["id"]) == ["root", "kid"]
+    finally:
+        db.close()
