@@ -230,3 +230,11 @@ def test_the_sync_facade_asks_the_same_questions(store_url: DatabaseURL) -> None
         assert list(db.to_dataframe(columns="id")["id"]) == ["root", "kid"]
     finally:
         db.close()
+
+
+async def test_an_empty_dataframe_still_has_its_columns(db: AsyncProgramDatabase) -> None:
+    await _seed_metrics(db, 4)
+    frame = await db.to_dataframe("generation > 100", columns=["id", "public_metrics.n"])
+    assert len(frame) == 0 and list(frame.columns) == ["id", "public_metrics.n"]
+    everything = await db.to_dataframe("generation > 100")
+    assert "public_metrics.sum_radii" in everything.columns

@@ -21,10 +21,11 @@ def require(module: str, purpose: str) -> Any:
                                  "\"genesis-evolve[frames]\"") from None
 
 
-async def collect_frame(batches: AsyncIterator[list[dict[str, Any]]]) -> Any:
-    """Build one DataFrame from batches of rows, a frame per batch."""
+async def collect_frame(batches: AsyncIterator[list[dict[str, Any]]], names: list[str]
+                        ) -> Any:
+    """Build one DataFrame with columns ``names`` from batches of rows, a frame per batch."""
     pandas = require("pandas", "to_dataframe")
-    frames = [pandas.DataFrame.from_records(batch) async for batch in batches]
+    frames = [pandas.DataFrame.from_records(batch, columns=names) async for batch in batches]
     if not frames:
-        return pandas.DataFrame()
+        return pandas.DataFrame(columns=names)
     return pandas.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

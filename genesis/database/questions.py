@@ -8,6 +8,7 @@ language of :mod:`genesis.database.query_language`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from genesis.database.arguments import id_argument, int_argument
@@ -92,12 +93,20 @@ class RunQuestions:
 
         Without ``columns``: every column, the JSON columns flattened (see :func:`row_fields`).
         """
+        async with self._rows(where, columns, embeddings, batch_size) as (_, batches):
+            async for batch in batches:
+                yield batch
+
+    @asynccontextmanager
+    async def _rows(self, where: str | None, columns: Sequence[str] | str | None,
+                    embeddings: bool, batch_size: int
+                    ) -> AsyncIterator[tuple[list[Field], AsyncIterator[list[dict[str, Any]]]]]:
+        """The fields, and the batches of rows, read in one snapshot."""
         node = _where(where)
         batch_size = int_argument(batch_size, "batch_size", 1, MAX_LIMIT)
         async with self.store.read(snapshot=True) as reader:
             fields = await row_fields(reader, columns, embeddings)
-            async for batch in reader.iter_rows(node, fields, batch_size):
-                yield batch
+            yield fields, reader.iter_rows(node, fields, batch_size)
 
     async def to_dataframe(self, where: str | None = None,
                            columns: Sequence[str] | str | None = None, embeddings: bool = False,
@@ -108,7 +117,8 @@ class RunQuestions:
         """
         from genesis.database.frames import collect_frame
 
-        return await collect_frame(self.iter_rows(where, columns, embeddings, batch_size))
+        async with self._rows(where, columns, embeddings, batch_size) as (fields, batches):
+            return await collect_frame(batches, [field.name for field in fields])
 
     async def lineage(self, program_id: str, direction: str = "up",
                       max_depth: int | None = None) -> list[LineageStep]:
