@@ -38,6 +38,8 @@ SUITE: list[tuple[str, str, list[str], list[str]]] = [
      ["--quick"]),
     ("Big runs: 10k vs 1M programs", "benchmarks.bigrun", [], ["--quick"]),
     ("Failover and reads on a standby", "benchmarks.failover", [], ["--steps", "150"]),
+    ("Asking a run questions: search, filters, lineage, export", "benchmarks.search", [],
+     ["--programs", "10000"]),
 ]
 # ShinkaEvolve 0.0.7's sample() latency measured on this machine (DESIGN.md).
 SHINKA_SAMPLE_MS = {1000: 29.0, 10_000: 214.0}

@@ -79,8 +79,8 @@ async def test_init_db_sql_creates_what_the_engine_creates(fresh_database: Datab
         from_file = await _catalog(conn, "genesis_default")
         from_engine = await _catalog(conn, "genesis_engine")
     assert from_file == from_engine
-    # three island-counter triggers and the NOTIFY of new programs
-    assert len(from_file["indexes"]) >= 15 and len(from_file["triggers"]) == 4
+    # three island-counter triggers, the NOTIFY of new programs and the code-search words
+    assert len(from_file["indexes"]) >= 15 and len(from_file["triggers"]) == 5
     async with create_store(fresh_database) as store:  # the default run, made by the file
         assert store.upgraded_from is None
         assert await store.schema_version() == SCHEMA_VERSION

@@ -17,6 +17,7 @@ import pytest
 
 from genesis.cli import main
 from genesis.database import AsyncProgramDatabase, DatabaseConfig, ProgramDatabase
+from genesis.database.backends.sqlite_schema import SCHEMA_VERSION
 from genesis.ops import run_stats, upgrade_run, verify_runs
 from tests.conftest import SHINKA_FILES
 from tests.test_legacy_files import programs_by_plain_sqlite
@@ -109,7 +110,7 @@ async def test_an_older_file_reads_as_it_will_once_upgraded(source: Path, shinka
     report = await verify_runs(legacy, upgraded)
     assert report.ok, report.lines()
     first, second = await run_stats(legacy), await run_stats(upgraded)
-    assert (first["schema_version"], second["schema_version"]) == (0, 2)
+    assert (first["schema_version"], second["schema_version"]) == (0, SCHEMA_VERSION)
     for key in ("programs", "correct", "islands", "archive", "generations", "last_iteration"):
         assert first[key] == second[key], key
 

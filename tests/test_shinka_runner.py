@@ -19,6 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from genesis.database.backends.sqlite_schema import SCHEMA_VERSION
 from tests.conftest import require_postgres
 from tests.shinka_runner.fake_llm import serve
 from tests.shinka_venv import ROOT, shinka_python
@@ -70,7 +71,7 @@ def test_runner_on_sqlite(mode: str, tmp_path: Path) -> None:
              "c.execute('SELECT COUNT(*) FROM islands').fetchone()[0])")
     done = subprocess.run([sys.executable, "-c", check, str(results / "programs.sqlite")],
                           capture_output=True, text=True, check=True)
-    assert done.stdout.split()[0] == "2"
+    assert done.stdout.split()[0] == str(SCHEMA_VERSION)
 
 
 @pytest.mark.postgres

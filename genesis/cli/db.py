@@ -71,7 +71,8 @@ def _megabytes(size: int) -> str:
 
 def upgrade(args: argparse.Namespace) -> int:
     """Bring a run (or a ShinkaEvolve file) to the current schema version."""
-    result = asyncio.run(upgrade_run(_url(args.url)))
+    with _progress("index code for search") as progress:
+        result = asyncio.run(upgrade_run(_url(args.url), progress=progress))
     if result.changed:
         print(f"{result.url}: schema version {result.before} -> {result.after} (upgraded)")
     else:
@@ -294,7 +295,8 @@ def _batch_size(parser: argparse.ArgumentParser) -> None:
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the ``db`` command group."""
     group = commands.add_parser(
-        "db", help=f"manage program databases: {', '.join(_EXAMPLES)}",
+        "db", help=f"manage program databases: {', '.join(_EXAMPLES)}, search, query, "
+                   "lineage, export",
         description="Manage program databases (SQLite files and PostgreSQL runs).",
         epilog="Run `genesis db COMMAND --help` for the examples of a command.",
     )
@@ -340,3 +342,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = _add(sub, "stats", stats, "show the statistics of a run")
     parser.add_argument("url", nargs="?", metavar="URL", help=URL_HELP)
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+    from genesis.cli.db_questions import register as register_questions
+
+    register_questions(sub)

@@ -64,6 +64,7 @@ from genesis.database.protocol import (
     StoreReader,
     StoreWriter,
 )
+from genesis.database.questions import RunQuestions
 from genesis.database.selection import choose, island_probabilities
 from genesis.database.similarity import SimilarityIndex
 from genesis.database.url import DatabaseURL, resolve_url
@@ -80,7 +81,7 @@ FixSample = tuple[Program, list[Program], list[Program], bool]
 
 
 
-class AsyncProgramDatabase:
+class AsyncProgramDatabase(RunQuestions):
     """The program database of one evolution run, async-first.
 
     Open it with ``async with AsyncProgramDatabase(config) as db`` (or ``await db.open()``

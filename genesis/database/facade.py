@@ -137,6 +137,14 @@ class ProgramDatabase:
     get_all_programs = _sync("get_all_programs")
     get_programs_by_generation = _sync("get_programs_by_generation")
     get_ancestry = _sync("get_ancestry")
+
+    # Questions (genesis.database.questions).
+    search_code = _sync("search_code")
+    query = _sync("query")
+    lineage = _sync("lineage")
+    common_ancestor = _sync("common_ancestor")
+    to_dataframe = _sync("to_dataframe")
+
     get_program_count_and_timestamp = _sync("get_program_count_and_timestamp")
     count = _sync("count")
     island_stats = _sync("island_stats")

@@ -19,7 +19,9 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
+from genesis.database.code_search import SearchHit, SearchTerms
 from genesis.database.program import Program
+from genesis.database.query_language import Field, Node, OrderKey
 from genesis.database.url import DatabaseURL
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "AttemptEvent",
     "GenerationEvent",
     "IslandStats",
+    "LineageStep",
     "Order",
     "ProgramStore",
     "ProgramSummary",
@@ -34,6 +37,7 @@ __all__ = [
     "SelectionState",
     "StoreReader",
     "StoreWriter",
+    "UpgradeProgress",
 ]
 
 Order = Literal["score", "generation", "timestamp", "id"]
@@ -61,6 +65,19 @@ class ProgramSummary:
     correct: bool
     children_count: int
     timestamp: float
+
+
+@dataclass(frozen=True)
+class LineageStep:
+    """A program met on a walk through the lineage, ``depth`` steps away (``get`` it whole)."""
+
+    depth: int
+    id: str
+    parent_id: str | None
+    generation: int
+    island_idx: int | None
+    combined_score: float | None
+    correct: bool
 
 
 @dataclass(frozen=True)
@@ -121,6 +138,16 @@ class AttemptEvent:
     status: str
     details: dict[str, Any] | None
     created_at: float
+
+
+class UpgradeProgress(Protocol):
+    """What a schema upgrade counts its batched work on (``genesis.cli.progress.Progress``)."""
+
+    total: int | None
+
+    def advance(self, count: int = 1) -> None:
+        """Record ``count`` more programs done."""
+        ...
 
 
 @runtime_checkable
@@ -198,6 +225,35 @@ class StoreReader(Protocol):
 
     async def ancestry(self, program_id: str, max_ancestors: int = 10) -> list[Program]:
         """Return up to ``max_ancestors`` ancestors, oldest first."""
+        ...
+
+    async def lineage(self, program_id: str, direction: Literal["up", "down"] = "up",
+                      max_depth: int | None = None) -> list[LineageStep]:
+        """Return the ancestors (up) or descendants (down) of a program, nearest first."""
+        ...
+
+    async def common_ancestor(self, first: str, second: str) -> str | None:
+        """Return the id of the nearest program both descend from (either one itself)."""
+        ...
+
+    async def search_code(self, terms: SearchTerms, *, limit: int = 20,
+                          island: int | None = None, correct: bool | None = None
+                          ) -> list[SearchHit]:
+        """Return the programs whose code holds every word, best first, with a snippet."""
+        ...
+
+    async def query_rows(self, where: Node | None, columns: Sequence[Field],
+                         order: Sequence[OrderKey], limit: int) -> list[dict[str, Any]]:
+        """Return the chosen fields of the programs matching ``where``, in ``order``."""
+        ...
+
+    def iter_rows(self, where: Node | None, columns: Sequence[Field],
+                  batch_size: int = 5000) -> AsyncIterator[list[dict[str, Any]]]:
+        """Yield the chosen fields of the programs matching ``where`` in insertion order."""
+        ...
+
+    async def json_keys(self, column: str) -> list[str]:
+        """Return the distinct top-level keys of a JSON column."""
         ...
 
     async def archive_members(self) -> list[ProgramSummary]:

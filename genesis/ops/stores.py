@@ -21,7 +21,7 @@ from genesis.database.backends.sqlite_files import read_only_connection
 from genesis.database.backends.sqlite_schema import prepare_file, read_version
 from genesis.database.config import DatabaseConfig
 from genesis.database.errors import ConfigurationError, OperationalError, translating
-from genesis.database.protocol import ProgramStore
+from genesis.database.protocol import ProgramStore, UpgradeProgress
 from genesis.database.url import DatabaseURL, looks_like_keywords
 
 __all__ = [
@@ -82,11 +82,12 @@ def sqlite_version(url: DatabaseURL) -> int:
         return read_version(conn)
 
 
-async def upgrade_file(url: DatabaseURL) -> tuple[int, int]:
+async def upgrade_file(url: DatabaseURL, progress: UpgradeProgress | None = None
+                       ) -> tuple[int, int]:
     """Bring an existing SQLite file to the current schema; return (version before, after)."""
     path = existing_file(url)
     with translating(url):
-        return await asyncio.to_thread(prepare_file, path)
+        return await asyncio.to_thread(prepare_file, path, progress=progress)
 
 
 async def postgres_version(url: DatabaseURL) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from genesis.database.backends import create_store
+from genesis.database.protocol import UpgradeProgress
 from genesis.database.url import DatabaseURL
 from genesis.ops.stores import as_url, ops_config, postgres_version, upgrade_file
 
@@ -29,13 +30,19 @@ class UpgradeResult:
         return self.before != self.after
 
 
-async def upgrade_run(url: DatabaseURL | str) -> UpgradeResult:
-    """Bring an existing run (or ShinkaEvolve file) to the current schema version."""
+async def upgrade_run(url: DatabaseURL | str, progress: UpgradeProgress | None = None
+                      ) -> UpgradeResult:
+    """Bring an existing run (or ShinkaEvolve file) to the current schema version.
+
+    The programs indexed for code search on the way are counted on ``progress``.
+    """
     url = as_url(url)
     if url.is_sqlite:
-        before, after = await upgrade_file(url)
+        before, after = await upgrade_file(url, progress)
         return UpgradeResult(str(url), before, after)
     before = await postgres_version(url)
-    async with create_store(url, ops_config()) as store:
+    store = create_store(url, ops_config())
+    store.upgrade_progress = progress  # type: ignore[attr-defined]
+    async with store:
         after = await store.schema_version()
     return UpgradeResult(str(url), before, after)

@@ -1,4 +1,4 @@
-"""The HTML pages: run list, run, lineage, program, compare (server-rendered, autoescaped)."""
+"""The HTML pages: run list, run, lineage, program, compare, find (server-rendered, autoescaped)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from genesis.database.engine import AsyncProgramDatabase
+from genesis.database.errors import InvalidArgumentError, OperationalError
 from genesis.view import data
 from genesis.view.runs import Catalog, RunView
 from genesis.view.svg import bars, plot_figure, tree
@@ -32,6 +34,7 @@ _environment.filters.update(
     pretty=lambda v: json.dumps(v, indent=2, sort_keys=True, default=str),
 )
 templates = Jinja2Templates(env=_environment)
+FIND_LIMIT = 50  # hits and rows shown by the find page
 
 
 def int_param(request: Request, name: str, default: int | None = None, low: int = 0,
@@ -136,6 +139,26 @@ async def compare_page(request: Request) -> Response:
     return _page(request, "compare.html", run, comparison=found, a=left, b=right)
 
 
+async def find_page(request: Request) -> Response:
+    """Code search (``?q=``) and a filter (``?where=``) over the run, with their results."""
+    run = await run_of(request)
+    text, where = request.query_params.get("q", ""), request.query_params.get("where", "")
+    db = AsyncProgramDatabase(store=run.store)
+    hits, rows, problem = None, None, None
+    try:
+        if text.strip():
+            hits = await db.search_code(text, limit=FIND_LIMIT)
+        if where.strip():
+            rows = await db.query(where, order_by="combined_score desc", limit=FIND_LIMIT)
+    except (InvalidArgumentError, OperationalError) as exc:
+        problem = str(exc)
+    response = _page(request, "find.html", run, q=text, where=where, hits=hits, rows=rows,
+                     problem=problem, limit=FIND_LIMIT)
+    if problem is not None:
+        response.status_code = 400
+    return response
+
+
 routes = [
     Route("/", index),
     Route("/runs/{run}/", run_page),
@@ -145,4 +168,5 @@ routes = [
     Route("/runs/{run}/programs/{program_id:path}", program_page),
     Route("/runs/{run}/seq/{seq:int}", program_at),
     Route("/runs/{run}/compare", compare_page),
+    Route("/runs/{run}/find", find_page),
 ]

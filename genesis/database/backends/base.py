@@ -24,7 +24,7 @@ from genesis.database.errors import IntegrityError, OperationalError, ReadOnlyEr
 from genesis.database.offers import Offer
 from genesis.database.optimistic import Changes, new_token
 from genesis.database.program import Program
-from genesis.database.protocol import SelectionState
+from genesis.database.protocol import SelectionState, UpgradeProgress
 from genesis.database.url import DatabaseURL
 
 __all__ = ["CommitCheck", "FlightBuilder", "StoreBase"]
@@ -45,6 +45,7 @@ class StoreBase(ABC):
         self.config = config or DatabaseConfig()
         self.read_only = read_only
         self.upgraded_from: int | None = None
+        self.upgrade_progress: UpgradeProgress | None = None  # counts an upgrade's batches
         self._committer: GroupCommitter[EncodedProgram, Added] = GroupCommitter(
             self._flush, self.config.batch_max_size, self.flush_concurrency
         )

@@ -164,7 +164,8 @@ class PostgresStore(StoreBase):
                 with translating(self.url):
                     before = version = await read_version(conn, self.schema)
             else:
-                before, version = await prepare(conn, self.schema, self.url)
+                before, version = await prepare(conn, self.schema, self.url,
+                                                self.upgrade_progress)
             opened_at = await _wal_position(conn) if self.url.read_hosts else None
         if version < SCHEMA_VERSION:
             state = "does not exist" if version == 0 else f"has schema version {version}"

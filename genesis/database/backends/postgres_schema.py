@@ -3,12 +3,14 @@
 A run lives in its own schema, ``genesis_<run>``, and every object in the DDL is qualified
 with it, so nothing depends on ``search_path``. Versions are numbered like SQLite's (1: the
 ShinkaEvolve tables, 2: Genesis' indexes, island counters and job index), so both backends
-report the same version for the same schema level; 3 (PostgreSQL only) notifies
-listeners of new programs. ``genesis_schema`` records one row per
-applied step. Upgrades run in one transaction begun once an advisory lock derived from the
-schema name is held, and re-read the version first: many workers starting at once on a
-new run create it exactly once. :func:`render_ddl` returns the same statements as one
-script; it is the source of ``docker/init-db.sql``.
+report the same version for the same schema level; 3 (PostgreSQL only) notifies listeners of
+new programs; 4 indexes code for search (a ``tsvector`` column kept by a trigger, filled for
+existing programs in batches, then a GIN index: an interrupted fill resumes where it
+stopped). ``genesis_schema`` records one row per applied step. Upgrades run in one
+transaction begun once an advisory lock derived from the schema name is held, and re-read
+the version first: many workers starting at once on a new run create it exactly once.
+:func:`render_ddl` returns the same statements as one script; it is the source of
+``docker/init-db.sql``.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from typing import Any
 
 import psycopg
 
+from genesis.database.code_search import MAX_INDEXED_CHARS
 from genesis.database.errors import SchemaError, translating
+from genesis.database.protocol import UpgradeProgress
 from genesis.database.url import DEFAULT_RUN, DatabaseURL, validate_run_name
 
 __all__ = [
+    "FILL_BATCH",
     "SCHEMA_PREFIX",
     "SCHEMA_VERSION",
     "ddl_lock",
@@ -32,7 +37,8 @@ __all__ = [
     "schema_name",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+FILL_BATCH = 5_000  # programs indexed for code search per transaction of the upgrade
 SCHEMA_PREFIX = "genesis_"
 # The advisory lock of whoever creates, upgrades or drops a run's schema. Its one-bigint key
 # space is disjoint from the two-int one of write locks.
@@ -244,11 +250,41 @@ $$""",
     "FOR EACH STATEMENT EXECUTE FUNCTION {s}.programs_notify()",
 )
 
+# Code search: the words of the code (see genesis.database.code_search) as a tsvector, set by
+# a row trigger on insert and on a change of code. Idempotent, as an interrupted upgrade
+# runs it again.
+_SEARCH = (
+    "ALTER TABLE {s}.programs ADD COLUMN IF NOT EXISTS code_tsv tsvector",
+    f"""CREATE OR REPLACE FUNCTION {{s}}.code_tsvector(code TEXT) RETURNS tsvector
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT to_tsvector('simple'::regconfig,
+                       regexp_replace(left(code, {MAX_INDEXED_CHARS}), '[^[:alnum:]]+', ' ', 'g'))
+$$""",
+    """CREATE OR REPLACE FUNCTION {s}.programs_code_tsv() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.code_tsv := {s}.code_tsvector(NEW.code);
+    RETURN NEW;
+END
+$$""",
+    "CREATE OR REPLACE TRIGGER programs_code_tsv BEFORE INSERT OR UPDATE OF code "
+    "ON {s}.programs FOR EACH ROW EXECUTE FUNCTION {s}.programs_code_tsv()",
+)
+# One batch of the fill: the next programs without words after seq %s, in seq order.
+_FILL = """WITH batch AS (
+    SELECT seq FROM {s}.programs WHERE seq > %s AND code_tsv IS NULL ORDER BY seq LIMIT %s
+) UPDATE {s}.programs p SET code_tsv = {s}.code_tsvector(p.code) FROM batch
+WHERE p.seq = batch.seq RETURNING p.seq"""
+_SEARCH_INDEX = (
+    "CREATE INDEX IF NOT EXISTS idx_programs_code_tsv ON {s}.programs USING GIN (code_tsv)",
+)
+
 # STEPS[k] brings a schema from version k to k + 1.
 STEPS: tuple[tuple[str, ...], ...] = (
     _TABLES,  # 0 -> 1: the ShinkaEvolve tables with PostgreSQL types
     _GENESIS,  # 1 -> 2: island counters, evolution indexes, JSONB GIN indexes
     _NOTIFY,  # 2 -> 3: NOTIFY on insert, for live views
+    _SEARCH + _SEARCH_INDEX,  # 3 -> 4: code search (prepare() fills in batches before the index)
 )
 assert len(STEPS) == SCHEMA_VERSION
 
@@ -258,13 +294,15 @@ def schema_name(run: str) -> str:
     return SCHEMA_PREFIX + validate_run_name(run)
 
 
-def _statements(schema: str, start: int) -> Iterator[str]:
+def _statements(schema: str, start: int, stop: int = SCHEMA_VERSION) -> Iterator[str]:
+    """The DDL from version ``start`` to ``stop`` (and the bootstrap, idempotent)."""
     for template in _BOOTSTRAP:
         yield _fill(template, s=schema)
-    for version, step in enumerate(STEPS[start:], start=start + 1):
+    for version, step in enumerate(STEPS[start:stop], start=start + 1):
         for template in step:
             yield _fill(template, s=schema)
-        yield f"INSERT INTO {schema}.genesis_schema (version) VALUES ({version})"
+        yield (f"INSERT INTO {schema}.genesis_schema (version) VALUES ({version}) "
+               "ON CONFLICT DO NOTHING")
 
 
 def render_ddl(run: str = DEFAULT_RUN) -> str:
@@ -314,9 +352,15 @@ async def ddl_lock(conn: psycopg.AsyncConnection[Any], schema: str) -> AsyncIter
 
 
 async def prepare(
-    conn: psycopg.AsyncConnection[Any], schema: str, url: DatabaseURL
+    conn: psycopg.AsyncConnection[Any], schema: str, url: DatabaseURL,
+    progress: UpgradeProgress | None = None,
 ) -> tuple[int, int]:
-    """Create or upgrade a run's schema exactly once; return (version before, after)."""
+    """Create or upgrade a run's schema exactly once; return (version before, after).
+
+    A run older than version 4 gets the code-search column and trigger first, then its
+    programs' words in batches of :data:`FILL_BATCH` (one transaction each, counted on
+    ``progress``), then the index and version 4: an interrupted upgrade resumes the fill.
+    """
     with translating(url):
         before = await read_version(conn, schema)
         if before == SCHEMA_VERSION:
@@ -325,9 +369,36 @@ async def prepare(
             before = await read_version(conn, schema)
             if before == SCHEMA_VERSION:
                 return before, before
-            for statement in _statements(schema, before):
+            for statement in _statements(schema, before, SCHEMA_VERSION - 1):
                 await conn.execute(statement)
+            for template in _SEARCH:
+                await conn.execute(_fill(template, s=schema))
+        await _fill_code_words(conn, schema, progress)
+        async with ddl_lock(conn, schema):
+            if await read_version(conn, schema) < SCHEMA_VERSION:
+                for statement in _statements(schema, SCHEMA_VERSION - 1):
+                    await conn.execute(statement)
     return before, SCHEMA_VERSION
+
+
+async def _fill_code_words(conn: psycopg.AsyncConnection[Any], schema: str,
+                           progress: UpgradeProgress | None) -> None:
+    """Give every program without them its code words, a batch per transaction."""
+    if progress is not None:
+        cursor = await conn.execute(
+            f"SELECT COUNT(*) FROM {schema}.programs WHERE code_tsv IS NULL")
+        row = await cursor.fetchone()
+        progress.total = int(row[0]) if row else 0
+    last = 0
+    while True:
+        async with ddl_lock(conn, schema):
+            cursor = await conn.execute(_fill(_FILL, s=schema), (last, FILL_BATCH))
+            done = [int(row[0]) for row in await cursor.fetchall()]
+        if not done:
+            return
+        last = max(done)
+        if progress is not None:
+            progress.advance(len(done))
 
 
 if __name__ == "__main__":  # python -m genesis.database.backends.postgres_schema

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from genesis.database.backends.sql_questions import AnalysisSQL
 from genesis.database.codec import (
     PROGRAM_COLUMNS,
     decode_json,
@@ -179,7 +180,7 @@ def _numeric_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-class SQLSession(ABC):
+class SQLSession(AnalysisSQL, ABC):
     """Protocol reads and writes on one connection, in SQL common to both backends."""
 
     dialect: Dialect
@@ -417,21 +418,8 @@ class SQLSession(ABC):
         """Return up to ``max_ancestors`` ancestors, oldest first."""
         if max_ancestors <= 0:
             return []
-        rows = await self._all(self.dialect.sql(
-            "WITH RECURSIVE chain(id, depth) AS ("
-            " SELECT parent_id, 1 FROM programs WHERE id = ? AND parent_id IS NOT NULL"
-            " UNION ALL"
-            " SELECT p.parent_id, c.depth + 1 FROM programs p JOIN chain c ON p.id = c.id"
-            " WHERE p.parent_id IS NOT NULL AND c.depth < ?"
-            ") SELECT id FROM chain ORDER BY depth"), (program_id, max_ancestors))
-        chain = [row[0] for row in rows]
-        found = {p.id: p for p in await self.get_many(chain)}
-        ancestors = []
-        for pid in chain:
-            if pid not in found:
-                break
-            ancestors.append(found[pid])
-        return ancestors[::-1]
+        steps = await self.lineage(program_id, "up", max_ancestors)
+        return await self.get_many([step.id for step in reversed(steps)])
 
     async def archive_members(self) -> list[ProgramSummary]:
         """Return every archive member (correct or not), sorted by id."""

@@ -279,7 +279,7 @@ class SQLiteStore(StoreBase):
         with translating(self.url):
             before, version = await asyncio.to_thread(
                 prepare_file, path, read_only=self.read_only,
-                busy_timeout=self.config.busy_timeout,
+                busy_timeout=self.config.busy_timeout, progress=self.upgrade_progress,
             )
         self.legacy_schema = version < SCHEMA_VERSION
         self.upgraded_from = before if before != version else None

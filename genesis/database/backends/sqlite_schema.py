@@ -3,9 +3,12 @@
 The version lives in ``PRAGMA user_version``. ShinkaEvolve files carry version 0; step 1
 brings any of their generations to the common baseline (missing columns and tables added),
 step 2 adds what Genesis needs (binary embeddings, the ``source_job_id`` unique index, the
-``islands`` counters kept exact by triggers, composite indexes). Legacy columns and rows are
-never rewritten. Upgrades run inside ``BEGIN IMMEDIATE`` and re-read the version once the
-write lock is held, so two processes opening one file at once upgrade it exactly once. Only a
+``islands`` counters kept exact by triggers, composite indexes), step 3 indexes code for
+search (an FTS5 table over the programs' code, kept in step by triggers, filled for existing
+programs in batches of one transaction each: an interrupted fill resumes where it stopped).
+Legacy columns and rows are never rewritten. Upgrades run inside ``BEGIN IMMEDIATE`` and
+re-read the version once the write lock is held, so two processes opening one file at once
+upgrade it exactly once. Only a
 writable open upgrades: a read-only one reads an older file as it is
 (:mod:`genesis.database.backends.sqlite_legacy`), with the same derivations as the steps.
 """
@@ -16,7 +19,7 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from genesis.database.backends.sqlite_files import connect_file, read_only_connection
@@ -26,6 +29,7 @@ from genesis.database.errors import (
     NotAProgramDatabaseError,
     SchemaError,
 )
+from genesis.database.protocol import UpgradeProgress
 
 __all__ = [
     "ISLAND_COUNTS",
@@ -42,7 +46,8 @@ __all__ = [
     "upgrade",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+FILL_BATCH = 5_000  # programs indexed for code search per transaction of the upgrade
 # Tables a run's file may hold before its programs: SQLite's own, and the prompt-evolution
 # store (genesis.compat.shinka), which may be opened on the same file first.
 _COMPANION_TABLES = frozenset({"sqlite_sequence", "system_prompts", "prompt_archive",
@@ -284,29 +289,97 @@ def _step_genesis(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+# Code search. ``genesis_search_fill`` says which rowids the fill covers (those up to
+# ``upto``, present when the table was made) and how far it got (``done``); rows after
+# ``upto`` are indexed by the insert trigger. A row is taken out of the index only if it is
+# in it, so deleting a row the fill has not reached yet cannot corrupt the index.
+_INDEXED = ("(OLD.rowid <= (SELECT done FROM genesis_search_fill) "
+            "OR OLD.rowid > (SELECT upto FROM genesis_search_fill))")
+_SEARCH_DDL = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS programs_fts USING fts5(code, content='programs', "
+    "content_rowid='rowid', tokenize='unicode61 remove_diacritics 2')",
+    "CREATE TABLE IF NOT EXISTS genesis_search_fill (upto INTEGER NOT NULL, "
+    "done INTEGER NOT NULL)",
+    "INSERT INTO genesis_search_fill (upto, done) SELECT COALESCE(MAX(rowid), 0), 0 "
+    "FROM programs WHERE NOT EXISTS (SELECT 1 FROM genesis_search_fill)",
+    "CREATE TRIGGER IF NOT EXISTS programs_fts_insert AFTER INSERT ON programs BEGIN "
+    "INSERT INTO programs_fts (rowid, code) VALUES (NEW.rowid, NEW.code); END",
+    f"CREATE TRIGGER IF NOT EXISTS programs_fts_delete AFTER DELETE ON programs "
+    f"WHEN {_INDEXED} BEGIN INSERT INTO programs_fts (programs_fts, rowid, code) "
+    "VALUES ('delete', OLD.rowid, OLD.code); END",
+    f"CREATE TRIGGER IF NOT EXISTS programs_fts_update AFTER UPDATE OF code ON programs "
+    f"WHEN {_INDEXED} BEGIN INSERT INTO programs_fts (programs_fts, rowid, code) "
+    "VALUES ('delete', OLD.rowid, OLD.code); "
+    "INSERT INTO programs_fts (rowid, code) VALUES (NEW.rowid, NEW.code); END",
+)
+
+
+def _step_search(conn: sqlite3.Connection) -> None:
+    for statement in _SEARCH_DDL:
+        conn.execute(statement)
+
+
 STEPS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _step_legacy_baseline,  # 0 -> 1
     _step_genesis,  # 1 -> 2
+    _step_search,  # 2 -> 3 (upgrade() then fills the index in batches)
 )
 assert len(STEPS) == SCHEMA_VERSION
 
 
-def upgrade(conn: sqlite3.Connection) -> tuple[int, int]:
-    """Apply pending steps in one write transaction; return (version before, after)."""
-    before = read_version(conn)
-    if before == SCHEMA_VERSION:
-        return before, before
+@contextlib.contextmanager
+def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """Run the block in one ``BEGIN IMMEDIATE`` transaction."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        before = read_version(conn)
-        for step in STEPS[before:]:
-            step(conn)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        yield
         conn.execute("COMMIT")
     except BaseException:
         roll_back(conn)
         raise
+
+
+def upgrade(conn: sqlite3.Connection, progress: UpgradeProgress | None = None
+            ) -> tuple[int, int]:
+    """Apply pending steps; return (version before, after).
+
+    The steps' DDL runs in one write transaction, the code-search fill in batches of
+    :data:`FILL_BATCH` (one transaction each, counted on ``progress``), and the version is
+    set last, so an interrupted upgrade is resumed by the next one.
+    """
+    before = read_version(conn)
+    if before == SCHEMA_VERSION:
+        return before, before
+    with _write_transaction(conn):
+        before = read_version(conn)
+        for step in STEPS[before:]:
+            step(conn)
+        conn.execute(f"PRAGMA user_version = {max(before, SCHEMA_VERSION - 1)}")
+    _fill_search_index(conn, progress)
+    with _write_transaction(conn):
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     return before, SCHEMA_VERSION
+
+
+def _fill_search_index(conn: sqlite3.Connection, progress: UpgradeProgress | None) -> None:
+    """Index the code of the rows the search triggers did not see, a batch per transaction."""
+    if progress is not None:
+        upto, done = conn.execute("SELECT upto, done FROM genesis_search_fill").fetchone()
+        progress.total = conn.execute("SELECT COUNT(*) FROM programs WHERE rowid > ? AND "
+                                      "rowid <= ?", (done, upto)).fetchone()[0]
+    while True:
+        with _write_transaction(conn):
+            upto, done = conn.execute("SELECT upto, done FROM genesis_search_fill").fetchone()
+            rows = conn.execute("SELECT rowid FROM programs WHERE rowid > ? AND rowid <= ? "
+                                "ORDER BY rowid LIMIT ?", (done, upto, FILL_BATCH)).fetchall()
+            last = rows[-1][0] if rows else upto
+            conn.execute("INSERT INTO programs_fts (rowid, code) SELECT rowid, code "
+                         "FROM programs WHERE rowid > ? AND rowid <= ?", (done, last))
+            conn.execute("UPDATE genesis_search_fill SET done = ?", (last,))
+        if progress is not None:
+            progress.advance(len(rows))
+        if not rows:
+            return
 
 
 def roll_back(conn: sqlite3.Connection) -> None:
@@ -335,7 +408,8 @@ def enable_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
 
 
 def prepare_file(
-    path: str | Path, *, read_only: bool = False, busy_timeout: float = 60.0
+    path: str | Path, *, read_only: bool = False, busy_timeout: float = 60.0,
+    progress: UpgradeProgress | None = None,
 ) -> tuple[int, int]:
     """Make a file ready: WAL mode and the current schema; return (version before, after).
 
@@ -348,6 +422,6 @@ def prepare_file(
     conn = connect_file(path, busy_timeout=busy_timeout)
     try:
         enable_wal(conn, busy_timeout)
-        return upgrade(conn)
+        return upgrade(conn, progress)
     finally:
         conn.close()

@@ -1,0 +1,181 @@
+"""The analysis reads both backends share: code search, filtered rows, lineage.
+
+:class:`AnalysisSQL` is part of every :class:`~genesis.database.backends.sql.SQLSession`;
+the SQL that differs per backend comes from its compiler
+(:mod:`genesis.database.backends.query_sql`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Literal
+
+from genesis.database.backends.query_sql import QueryCompiler, compiler_for
+from genesis.database.code_search import SearchHit, SearchTerms, snippet
+from genesis.database.codec import decode_json, unpack_embedding
+from genesis.database.errors import OperationalError
+from genesis.database.protocol import LineageStep
+from genesis.database.query_language import JSON_COLUMNS, Field, Node, OrderKey
+
+__all__ = ["AnalysisSQL", "Direction"]
+
+Direction = Literal["up", "down"]
+# A walk through parent_id carries the columns of a lineage step, so that the walk reads
+# each program once, by index (no join with the programs after it).
+_STEP = "id, parent_id, generation, island_idx, combined_score, correct"
+_JOIN = {"up": "q.id = c.parent_id", "down": "q.parent_id = c.id"}
+
+
+_CONSTANTS = {"true": True, "false": False, "null": None}
+
+
+def _json_value(text: str) -> Any:
+    """Decode SQLite's JSON text of one value (numbers, constants, plain strings directly)."""
+    if text in _CONSTANTS:
+        return _CONSTANTS[text]
+    first = text[0]
+    if first in "-0123456789":
+        try:
+            return int(text)
+        except ValueError:
+            return float(text)
+    if first == '"' and "\\" not in text:
+        return text[1:-1]
+    return json.loads(text)
+
+
+def _chain(name: str, direction: Direction) -> str:
+    """A recursive CTE ``name(<step columns>, depth)`` from the program ``?`` to depth ``?``."""
+    columns = ", ".join(f"q.{column}" for column in _STEP.split(", "))
+    return (f"{name}({_STEP}, depth) AS (SELECT {columns}, 0 FROM programs q WHERE q.id = ? "
+            f"UNION ALL SELECT {columns}, c.depth + 1 FROM {name} c JOIN programs q "
+            f"ON {_JOIN[direction]} WHERE c.depth < ?)")
+
+
+class AnalysisSQL:
+    """Code search, filtered rows and lineage over the primitives of a session."""
+
+    # What the session provides: ``dialect``, ``_all`` and ``count``.
+    dialect: Any
+
+    @property
+    def compiler(self) -> QueryCompiler:
+        """The compiler of this backend's SQL."""
+        return compiler_for(self.dialect.name)
+
+    async def search_code(self, terms: SearchTerms, *, limit: int = 20,
+                          island: int | None = None, correct: bool | None = None
+                          ) -> list[SearchHit]:
+        """Return the programs whose code holds every word, best first, with a snippet."""
+        await self._check_search_index()
+        sql, params = self.compiler.search(terms, island, correct, limit)
+        rows = await self._all(sql, params)
+        return [SearchHit(row[0], rank, row[1], row[2], row[3], bool(row[4]),
+                          snippet(row[5], terms))
+                for rank, row in enumerate(rows, start=1)]
+
+    async def _check_search_index(self) -> None:
+        """Refuse code search, saying why, on a file read as it is at an older schema."""
+        if self.dialect.name != "sqlite":
+            return
+        rows = await self._all("SELECT 1 FROM sqlite_master WHERE name = 'programs_fts'")
+        if not rows:
+            raise OperationalError("code search needs schema version 3 or later: this file "
+                                   "is older and opened read-only; `genesis db upgrade` "
+                                   "indexes it")
+
+    def _converter(self, field: Field) -> Callable[[Any], Any] | None:
+        """How a selected field's driver value becomes its Python value (None: as it is)."""
+        sqlite = self.dialect.name == "sqlite"
+        if field.path:
+            return _json_value if sqlite else None
+        if field.column in JSON_COLUMNS:
+            return (lambda text: decode_json(text, dict)) if sqlite else None
+        if field.column == "correct":
+            return bool
+        if field.column == "embedding":
+            return lambda v: decode_json(v, list) if isinstance(v, str) else unpack_embedding(v)
+        return None
+
+    def _decoder(self, fields: Sequence[Field]) -> Callable[[Sequence[Any]], dict[str, Any]]:
+        """Turn a row of the selected fields into a dict by field name."""
+        names = [field.name for field in fields]
+        converters = [(i, convert) for i, field in enumerate(fields)
+                      if (convert := self._converter(field)) is not None]
+
+        def decode(row: Sequence[Any]) -> dict[str, Any]:
+            values = list(row)
+            for i, convert in converters:
+                if values[i] is not None:
+                    values[i] = convert(values[i])
+            return dict(zip(names, values, strict=True))
+
+        return decode
+
+    def _columns(self, fields: Sequence[Field]) -> tuple[str, list[Any]]:
+        parts, params = [], []
+        for field in fields:
+            sql, extra = self.compiler.value(field)
+            parts.append(sql)
+            params += extra
+        return ", ".join(parts), params
+
+    async def query_rows(self, where: Node | None, columns: Sequence[Field],
+                         order: Sequence[OrderKey], limit: int) -> list[dict[str, Any]]:
+        """Return the chosen fields of the programs matching ``where``, in ``order``."""
+        compiler = self.compiler
+        select, params = self._columns(columns)
+        sql = f"SELECT {select} FROM programs p"
+        if where is not None:
+            condition, extra = compiler.where(where)
+            sql += f" WHERE {condition}"
+            params += extra
+        ordering, extra = compiler.order(order)
+        sql += f" ORDER BY {ordering} LIMIT {compiler.q}"
+        rows = await self._all(sql, [*params, *extra, limit])
+        return list(map(self._decoder(columns), rows))
+
+    async def iter_rows(self, where: Node | None, columns: Sequence[Field],
+                        batch_size: int = 5000) -> AsyncIterator[list[dict[str, Any]]]:
+        """Yield the chosen fields of the programs matching ``where`` in insertion order."""
+        compiler, seq = self.compiler, self.dialect.seq
+        select, params = self._columns(columns)
+        condition, extra = compiler.where(where) if where is not None else ("TRUE", [])
+        sql = (f"SELECT {seq}, {select} FROM programs p WHERE {seq} > {compiler.q} "
+               f"AND {condition} ORDER BY {seq} LIMIT {compiler.q}")
+        decode, last = self._decoder(columns), -1
+        while True:
+            rows = await self._all(sql, [*params, last, *extra, batch_size])
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [decode(row[1:]) for row in rows]
+
+    async def json_keys(self, column: str) -> list[str]:
+        """Return the distinct top-level keys of a JSON column (one of JSON_COLUMNS)."""
+        if column not in JSON_COLUMNS:
+            raise ValueError(f"{column!r} is not a JSON column")
+        return [str(row[0]) for row in await self._all(self.compiler.json_keys(column))]
+
+    async def lineage(self, program_id: str, direction: Direction = "up",
+                      max_depth: int | None = None) -> list[LineageStep]:
+        """Return the ancestors (``up``) or descendants (``down``) of a program, nearest first.
+
+        One recursive query; without ``max_depth`` the walk is bounded by the number of
+        programs, so a cycle in corrupt data ends too.
+        """
+        depth = max_depth if max_depth is not None else await self.count()
+        rows = await self._all(self.dialect.sql(
+            f"WITH RECURSIVE {_chain('chain', direction)} SELECT depth, {_STEP} FROM chain "
+            "WHERE depth > 0 ORDER BY depth, id"), (program_id, depth))
+        return [LineageStep(int(r[0]), r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows]
+
+    async def common_ancestor(self, first: str, second: str) -> str | None:
+        """Return the id of the nearest program both descend from (either one itself)."""
+        depth = await self.count()
+        rows = await self._all(self.dialect.sql(
+            f"WITH RECURSIVE {_chain('a', 'up')}, {_chain('b', 'up')} "
+            "SELECT a.id FROM a JOIN b ON a.id = b.id "
+            "ORDER BY a.depth + b.depth, a.depth LIMIT 1"), (first, depth, second, depth))
+        return rows[0][0] if rows else None
