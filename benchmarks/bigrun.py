@@ -21,12 +21,20 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from benchmarks.bulk_seed import SeedShape, seed_programs
-from benchmarks.common import POSTGRES_URL, Runs, machine, peak_rss_mb, postgres_reachable, save
+from benchmarks.common import (
+    POSTGRES_URL,
+    Runs,
+    machine,
+    peak_rss_mb,
+    postgres_reachable,
+    save,
+    timed,
+)
 from genesis.database import AsyncProgramDatabase, DatabaseConfig, DatabaseURL, Program
 from genesis.database import create_store as open_store
 
@@ -42,15 +50,6 @@ def _rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
-
-
-async def _timed(call: Callable[[], Awaitable[object]], draws: int) -> list[float]:
-    latencies = []
-    for _ in range(draws):
-        start = time.perf_counter()
-        await call()
-        latencies.append((time.perf_counter() - start) * 1000)
-    return latencies
 
 
 async def _measure(url: DatabaseURL, draws: int) -> dict[str, Any]:
@@ -69,14 +68,14 @@ async def _measure(url: DatabaseURL, draws: int) -> dict[str, Any]:
             await db.add(child)
             add_latencies.append((time.perf_counter() - start) * 1000)
 
-        await _timed(db.sample, 20)  # warm connections and caches
+        await timed(db.sample, 20)  # warm connections and caches
         figures = {
-            "sample": await _timed(db.sample, draws),
-            "get_best_program": await _timed(db.get_best_program, draws),
-            "get_top_programs(10)": await _timed(lambda: db.get_top_programs(10), draws),
+            "sample": await timed(db.sample, draws),
+            "get_best_program": await timed(db.get_best_program, draws),
+            "get_top_programs(10)": await timed(lambda: db.get_top_programs(10), draws),
         }
         add_latencies: list[float] = []
-        await _timed(add, max(20, draws // 2))
+        await timed(add, max(20, draws // 2))
         figures["add"] = add_latencies
     return {"p50_ms": {name: statistics.median(values) for name, values in figures.items()},
             "rss_mb": _rss_mb(), "peak_rss_mb": peak_rss_mb()}

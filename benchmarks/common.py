@@ -12,12 +12,15 @@ import statistics
 import string
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
-from genesis.database import DatabaseURL, Program
+from benchmarks.steps import CONFIG, child_fields
+from genesis.database import AsyncProgramDatabase, DatabaseConfig, DatabaseURL, Program
 
+T = TypeVar("T")
 RESULTS = Path(__file__).parent / "results"
 POSTGRES_URL = os.environ.get("GENESIS_BENCH_DATABASE_URL") or os.environ.get(
     "GENESIS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -180,3 +183,40 @@ def postgres_reachable() -> bool:
             return True
     except Exception:
         return False
+
+
+def step_config(url: DatabaseURL, **options: Any) -> DatabaseConfig:
+    """The evolution step's configuration (``benchmarks/steps.py``) for the run at ``url``."""
+    where: dict[str, Any] = {"db_path": url.path} if url.is_sqlite else {
+        "database_url": url.conninfo(), "run_name": url.run}
+    return DatabaseConfig(**where, **{"pool_max_size": 8, **CONFIG, **options})
+
+
+async def evolution_step(db: AsyncProgramDatabase, rng: random.Random,
+                         proposals: Sequence[dict[str, Any]],
+                         observe: Callable[[str, Awaitable[Any]], Awaitable[Any]] | None = None
+                         ) -> None:
+    """One evolution step of ``benchmarks/steps.py``: sample, novelty check, add, maintenance.
+
+    ``observe(name, awaitable)``, when given, awaits each engine call (to count or time it).
+    """
+    async def call(name: str, awaitable: Awaitable[T]) -> T:
+        return await (observe(name, awaitable) if observe else awaitable)
+
+    parent, inspirations, top_k, _ = await call("sample_with_fix_mode",
+                                                db.sample_with_fix_mode())
+    child = Program(**child_fields(parent, [*inspirations, *top_k], rng,
+                                   rng.choice(proposals)))
+    await call("compute_similarity", db.compute_similarity(child.embedding, parent.island_idx))
+    await call("add", db.add(child, defer_maintenance=True))
+    await call("run_post_add_maintenance", db.run_post_add_maintenance(child))
+
+
+async def timed(call: Callable[[], Awaitable[object]], draws: int) -> list[float]:
+    """Latencies in milliseconds of ``draws`` sequential calls."""
+    latencies = []
+    for _ in range(draws):
+        start = time.perf_counter()
+        await call()
+        latencies.append((time.perf_counter() - start) * 1000)
+    return latencies

@@ -18,7 +18,7 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from benchmarks.common import (
     postgres_reachable,
     realistic_program,
     save,
+    timed,
 )
 from genesis.database import AsyncProgramDatabase, DatabaseConfig, DatabaseURL, create_store
 from genesis.database.program import Program
@@ -66,16 +67,6 @@ async def populate(url: DatabaseURL, size: int, embedding_dim: int = 0,
             best = await writer.top_programs(OPTIONS["archive_size"], correct_only=True)
             await writer.archive_add([p.id for p in best])
             await writer.set_metadata("best_program_id", best[0].id)
-
-
-async def timed(call: Callable[[], Awaitable[object]], draws: int) -> list[float]:
-    """Latencies in milliseconds of ``draws`` sequential calls."""
-    latencies = []
-    for _ in range(draws):
-        start = time.perf_counter()
-        await call()
-        latencies.append((time.perf_counter() - start) * 1000)
-    return latencies
 
 
 def summary(latencies: Sequence[float]) -> dict[str, float]:

@@ -38,11 +38,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import POSTGRES_URL, machine, postgres_reachable, save
+from benchmarks.common import (
+    POSTGRES_URL,
+    evolution_step,
+    machine,
+    postgres_reachable,
+    save,
+    step_config,
+)
 from benchmarks.latency_proxy import LatencyProxy
 from benchmarks.server_cpu import ServerCPU
-from benchmarks.steps import CONFIG, child_fields, read_seed, write_proposals, write_seed
-from genesis.database import AsyncProgramDatabase, DatabaseConfig, DatabaseURL, Program
+from benchmarks.steps import read_seed, write_proposals, write_seed
+from genesis.database import AsyncProgramDatabase, DatabaseURL, Program
 
 WORKERS = (1, 4, 16, 64, 256)
 RTTS = (0.0, 1.0, 5.0)
@@ -81,34 +88,16 @@ class Outcome:
     latencies: list[float]
 
 
-def _config(url: DatabaseURL, pool_max_size: int) -> DatabaseConfig:
-    if url.is_sqlite:
-        return DatabaseConfig(db_path=url.path, pool_max_size=pool_max_size, **CONFIG)
-    return DatabaseConfig(database_url=url.conninfo(), run_name=url.run,
-                          pool_max_size=pool_max_size, **CONFIG)
-
-
-async def step(db: AsyncProgramDatabase, rng: random.Random,
-               proposals: Sequence[dict[str, Any]]) -> None:
-    """One evolution step of ``benchmarks/steps.py``."""
-    parent, inspirations, top_k, _ = await db.sample_with_fix_mode()
-    child = Program(**child_fields(parent, [*inspirations, *top_k], rng,
-                                   rng.choice(proposals)))
-    await db.compute_similarity(child.embedding, parent.island_idx)
-    await db.add(child, defer_maintenance=True)
-    await db.run_post_add_maintenance(child)
-
-
 def _worker(url: DatabaseURL, tasks: int, seconds: float, seed: int, proposal_file: Path,
             pool_max_size: int, ready: Any, go: Any, results: Any, release: Any) -> None:
     """One worker process: open, warm up, step between the parent's signals, report, close."""
     proposals = read_seed(proposal_file)
 
     async def main() -> None:
-        async with AsyncProgramDatabase(_config(url, pool_max_size)) as db:
+        async with AsyncProgramDatabase(step_config(url, pool_max_size=pool_max_size)) as db:
             rngs = [random.Random(seed * 1000 + i) for i in range(tasks)]
             for _ in range(WARMUP_STEPS):
-                await asyncio.gather(*(step(db, rng, proposals) for rng in rngs))
+                await asyncio.gather(*(evolution_step(db, rng, proposals) for rng in rngs))
             await asyncio.to_thread(ready.wait)
             await asyncio.to_thread(go.wait)
             latencies: list[float] = []
@@ -118,7 +107,7 @@ def _worker(url: DatabaseURL, tasks: int, seconds: float, seed: int, proposal_fi
             async def task(rng: random.Random) -> None:
                 while time.monotonic() < deadline:
                     start = time.perf_counter()
-                    await step(db, rng, proposals)
+                    await evolution_step(db, rng, proposals)
                     latencies.append(time.perf_counter() - start)
 
             await asyncio.gather(*(task(rng) for rng in rngs))
@@ -136,7 +125,7 @@ def _worker(url: DatabaseURL, tasks: int, seconds: float, seed: int, proposal_fi
 
 
 async def _seed(url: DatabaseURL, seed_file: Path) -> None:
-    async with AsyncProgramDatabase(_config(url, 4)) as db:
+    async with AsyncProgramDatabase(step_config(url, pool_max_size=4)) as db:
         await db.add_many([Program(**fields) for fields in read_seed(seed_file)])
 
 

@@ -30,9 +30,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import POSTGRES_URL, machine, postgres_reachable, save
-from benchmarks.steps import CONFIG, child_fields, read_seed, write_proposals, write_seed
-from genesis.database import AsyncProgramDatabase, DatabaseConfig, DatabaseURL, Program
+from benchmarks.common import (
+    POSTGRES_URL,
+    evolution_step,
+    machine,
+    postgres_reachable,
+    save,
+    step_config,
+)
+from benchmarks.steps import read_seed, write_proposals, write_seed
+from genesis.database import AsyncProgramDatabase, DatabaseURL, Program
 
 ROOT = Path(__file__).resolve().parent.parent
 SHINKA_PYTHON = ROOT / "benchmarks" / ".venv-shinka" / "bin" / "python"
@@ -40,26 +47,8 @@ LAYOUT = {1: (1, 1), 4: (2, 2), 16: (2, 8), 64: (4, 16)}  # workers: processes x
 PROPOSALS = 400  # pre-generated children replayed by both engines
 
 
-def _config(url: str) -> DatabaseConfig:
-    parsed = DatabaseURL.parse(url)
-    return DatabaseConfig(database_url=url if parsed.is_postgres else None,
-                          db_path=parsed.path if parsed.is_sqlite else None,
-                          run_name=parsed.run if parsed.is_postgres else None,
-                          pool_max_size=8, **CONFIG)
-
-
-async def _step(db: AsyncProgramDatabase, rng: random.Random,
-                proposals: list[dict[str, Any]]) -> None:
-    parent, inspirations, top_k, _ = await db.sample_with_fix_mode()
-    child = Program(**child_fields(parent, [*inspirations, *top_k], rng,
-                                   rng.choice(proposals)))
-    await db.compute_similarity(child.embedding, parent.island_idx)
-    await db.add(child, defer_maintenance=True)
-    await db.run_post_add_maintenance(child)
-
-
 async def _seed(url: str, seed_file: Path) -> None:
-    async with AsyncProgramDatabase(_config(url)) as db:
+    async with AsyncProgramDatabase(step_config(DatabaseURL.parse(url))) as db:
         await db.add_many([Program(**fields) for fields in read_seed(seed_file)])
 
 
@@ -69,14 +58,14 @@ def _work(url: str, tasks: int, seconds: float, seed: int, proposal_file: Path) 
 
     async def main() -> int:
         steps = 0
-        async with AsyncProgramDatabase(_config(url)) as db:
+        async with AsyncProgramDatabase(step_config(DatabaseURL.parse(url))) as db:
             deadline = time.monotonic() + seconds
 
             async def task(index: int) -> None:
                 nonlocal steps
                 rng = random.Random(seed * 1000 + index)
                 while time.monotonic() < deadline:
-                    await _step(db, rng, proposals)
+                    await evolution_step(db, rng, proposals)
                     steps += 1
 
             await asyncio.gather(*(task(i) for i in range(tasks)))

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from benchmarks.common import evolution_step
 from benchmarks.latency_proxy import LatencyProxy
-from benchmarks.steps import CONFIG, child_fields, read_seed, write_proposals, write_seed
+from benchmarks.steps import CONFIG, read_seed, write_proposals, write_seed
 from genesis.database import AsyncProgramDatabase, DatabaseConfig, DatabaseURL, Program
 
 T = TypeVar("T")
@@ -76,17 +77,7 @@ async def seed_run(url: DatabaseURL, seed_file: Path) -> None:
 async def step(db: AsyncProgramDatabase, rng: random.Random,
                proposals: Sequence[dict[str, Any]], tally: Tally | None = None) -> None:
     """One step of ``benchmarks/steps.py``, its calls tallied when ``tally`` is given."""
-
-    async def call(name: str, awaitable: Awaitable[T]) -> T:
-        return await (tally.count(name, awaitable) if tally else awaitable)
-
-    parent, inspirations, top_k, _ = await call("sample_with_fix_mode",
-                                                db.sample_with_fix_mode())
-    child = Program(**child_fields(parent, [*inspirations, *top_k], rng,
-                                   rng.choice(proposals)))
-    await call("compute_similarity", db.compute_similarity(child.embedding, parent.island_idx))
-    await call("add", db.add(child, defer_maintenance=True))
-    await call("run_post_add_maintenance", db.run_post_add_maintenance(child))
+    await evolution_step(db, rng, proposals, tally.count if tally else None)
 
 
 async def flights_per_step(db: AsyncProgramDatabase, proxy: LatencyProxy,
