@@ -26,18 +26,17 @@ import pytest
 from genesis.database import DatabaseConfig, DatabaseURL, create_store
 from genesis.database.protocol import ProgramStore
 from tests.pgbouncer import (
-    REQUIRE_PGBOUNCER,
     PgBouncer,
     pgbouncer_unavailable,
     shared_pgbouncer,
     stop_shared,
     through_pgbouncer,
 )
+from tests.required import cannot_run
 
 TEST_PG_URL = os.environ.get(
     "GENESIS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
-REQUIRE_POSTGRES = os.environ.get("GENESIS_REQUIRE_POSTGRES", "") not in ("", "0")
 SHINKA_DATA = Path(__file__).parent / "data" / "shinka"
 SHINKA_FILES = sorted(SHINKA_DATA.glob("*.sqlite"))
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -87,9 +86,7 @@ def postgres_unavailable() -> str | None:
 
 def postgres_test_cannot_run(reason: str) -> NoReturn:
     """Skip a PostgreSQL test for ``reason``; fail instead under GENESIS_REQUIRE_POSTGRES=1."""
-    if REQUIRE_POSTGRES:
-        pytest.fail(f"GENESIS_REQUIRE_POSTGRES=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
+    cannot_run(reason, "GENESIS_REQUIRE_POSTGRES")
 
 
 def server_url() -> DatabaseURL:
@@ -121,9 +118,7 @@ def require_pgbouncer() -> PgBouncer:
             return shared_pgbouncer(server_url())
         except RuntimeError as exc:
             reason = str(exc)
-    if REQUIRE_PGBOUNCER:
-        pytest.fail(f"GENESIS_REQUIRE_PGBOUNCER=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
+    cannot_run(reason, "GENESIS_REQUIRE_PGBOUNCER")
 
 
 def new_pg_run_url() -> DatabaseURL:

@@ -30,10 +30,9 @@ import psycopg
 
 from genesis.database import DatabaseURL
 
-__all__ = ["REQUIRE_PGBOUNCER", "PgBouncer", "pgbouncer_unavailable", "shared_pgbouncer",
+__all__ = ["PgBouncer", "pgbouncer_unavailable", "shared_pgbouncer",
            "stop_shared", "through_pgbouncer"]
 
-REQUIRE_PGBOUNCER = os.environ.get("GENESIS_REQUIRE_PGBOUNCER", "") not in ("", "0")
 _BINARY_PLACES = ("/usr/sbin/pgbouncer", "/usr/local/bin/pgbouncer", "/usr/bin/pgbouncer")
 _CONFIG = """[databases]
 * = host={host} port={port}

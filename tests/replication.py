@@ -5,18 +5,17 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from benchmarks.replication import Replication, server_binaries
+from tests.required import cannot_run
 
-__all__ = ["REQUIRE_REPLICATION", "Replication", "replication_or_skip", "running_pair",
+__all__ = ["Replication", "replication_or_skip", "running_pair",
            "standby_pair"]
 
-REQUIRE_REPLICATION = os.environ.get("GENESIS_REQUIRE_REPLICATION", "") not in ("", "0")
 
 
 def replication_or_skip() -> Path:
@@ -24,9 +23,7 @@ def replication_or_skip() -> Path:
     folder = server_binaries()
     if folder is None or not (folder / "pg_basebackup").exists():
         reason = "the PostgreSQL server binaries (initdb, pg_basebackup, pg_ctl) are missing"
-        if REQUIRE_REPLICATION:
-            pytest.fail(f"GENESIS_REQUIRE_REPLICATION=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
+        cannot_run(reason, "GENESIS_REQUIRE_REPLICATION")
     return folder
 
 

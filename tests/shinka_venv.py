@@ -13,11 +13,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.required import cannot_run
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(os.environ.get("SHINKA_VENV", ROOT / "benchmarks" / ".venv-shinka"))
-REQUIRE_SHINKA = os.environ.get("GENESIS_REQUIRE_SHINKA", "") not in ("", "0")
 
 
 def shinka_python() -> Path:
@@ -25,9 +24,7 @@ def shinka_python() -> Path:
     python = VENV / "bin" / "python"
     if not python.exists():
         reason = f"ShinkaEvolve venv missing at {VENV}: run bash benchmarks/setup_shinka.sh"
-        if REQUIRE_SHINKA:
-            pytest.fail(f"GENESIS_REQUIRE_SHINKA=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
+        cannot_run(reason, "GENESIS_REQUIRE_SHINKA")
     return python
 
 

@@ -14,15 +14,13 @@ from collections.abc import Iterator
 import pytest
 
 from genesis.database import DatabaseURL
-from tests import test_engine, test_store
 from tests.conftest import drop_pg_run, new_pg_run_url
 from tests.pgbouncer import PgBouncer
+from tests.suites import behavioural_suites
 from tests.test_engine_processes import test_processes_keep_every_invariant as processes_test
 
 pytestmark = [pytest.mark.postgres, pytest.mark.pgbouncer]
-# The suites' tests and the engine suite's fixture, collected again in this module.
-globals().update({name: getattr(suite, name) for suite in (test_store, test_engine)
-                  for name in dir(suite) if name.startswith("test_") or name == "open_db"})
+globals().update(behavioural_suites())  # collected again in this module
 
 
 @pytest.fixture

@@ -17,13 +17,11 @@ import pytest
 
 from genesis.database import DatabaseURL
 from genesis.database.backends.postgres import drop_run_sync
-from tests import test_engine, test_store
 from tests.replication import Replication, standby_pair  # noqa: F401  (a fixture)
+from tests.suites import behavioural_suites
 
 pytestmark = [pytest.mark.postgres, pytest.mark.replication]
-# The suites' tests and the engine suite's fixture, collected again in this module.
-globals().update({name: getattr(suite, name) for suite in (test_store, test_engine)
-                  for name in dir(suite) if name.startswith("test_") or name == "open_db"})
+globals().update(behavioural_suites())  # collected again in this module
 
 
 @pytest.fixture

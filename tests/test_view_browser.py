@@ -26,19 +26,17 @@ from genesis.database import DatabaseConfig, DatabaseURL, create_store
 from genesis.view import create_app
 from genesis.view.server import serve_in_thread
 from tests.factories import make_program
+from tests.required import cannot_run
 from tests.view_support import SCRIPT, program, seed_run
 
 T = TypeVar("T")
-REQUIRE_BROWSER = os.environ.get("GENESIS_REQUIRE_BROWSER", "") not in ("", "0")
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def _unavailable(reason: str) -> None:
-    if REQUIRE_BROWSER:
-        pytest.fail(f"GENESIS_REQUIRE_BROWSER=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
+    cannot_run(reason, "GENESIS_REQUIRE_BROWSER")
 
 
 @pytest.fixture(scope="module")
