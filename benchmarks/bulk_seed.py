@@ -142,8 +142,10 @@ def _insert_sqlite(url: DatabaseURL, count: int, shape: SeedShape) -> None:
 
 
 async def _create(url: DatabaseURL, config: DatabaseConfig) -> None:
-    async with create_store(url, config):
-        pass
+    """Create the run's schema, as a first writable open does."""
+    store = create_store(url, config)
+    await store.open()
+    await store.close()
 
 
 async def _finish(url: DatabaseURL, config: DatabaseConfig) -> None:

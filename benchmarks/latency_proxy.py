@@ -234,25 +234,25 @@ class _Proxy:
 
         sender = asyncio.create_task(send())
         try:
-            while True:
-                data = await reader.read(_CHUNK)
-                if not data:
-                    break
-                if up:
-                    link.turns.client(data)
-                    link.bytes_up += len(data)
-                    if link.server_spoke:
-                        link.flights += 1
-                        link.server_spoke = False
-                if self.delay <= 0 and held == 0:  # RTT 0: no extra task switch per chunk
-                    writer.write(data)
-                    delivered(data)
-                    await writer.drain()
-                else:
-                    held += 1
-                    queue.put_nowait((time.monotonic() + self.delay, data))
-        except (ConnectionError, OSError):
-            pass
+            # a side that hangs up ends this direction
+            with contextlib.suppress(ConnectionError, OSError):
+                while True:
+                    data = await reader.read(_CHUNK)
+                    if not data:
+                        break
+                    if up:
+                        link.turns.client(data)
+                        link.bytes_up += len(data)
+                        if link.server_spoke:
+                            link.flights += 1
+                            link.server_spoke = False
+                    if self.delay <= 0 and held == 0:  # RTT 0: no extra task switch per chunk
+                        writer.write(data)
+                        delivered(data)
+                        await writer.drain()
+                    else:
+                        held += 1
+                        queue.put_nowait((time.monotonic() + self.delay, data))
         finally:
             queue.put_nowait((0.0, None))
             with contextlib.suppress(ConnectionError, OSError):
@@ -286,23 +286,23 @@ class _Proxy:
         """Answer JSON-line commands: stats, reset, rtt (with "ms"), stop."""
         self.writers.add(writer)
         try:
-            while line := await reader.readline():
-                request = json.loads(line)
-                command = request.get("cmd")
-                if command == "reset":
-                    self.reset()
-                elif command == "rtt":
-                    self.rtt_ms = float(request["ms"])
-                elif command == "stop":
-                    self.stop.set()
-                elif command != "stats":
-                    writer.write(json.dumps({"error": f"unknown command {command!r}"})
-                                 .encode() + b"\n")
-                    continue
-                writer.write(json.dumps(self.stats()).encode() + b"\n")
-                await writer.drain()
-        except (ConnectionError, OSError, ValueError):
-            pass
+            # a hung-up client, or a line that is not JSON, ends the session
+            with contextlib.suppress(ConnectionError, OSError, ValueError):
+                while line := await reader.readline():
+                    request = json.loads(line)
+                    command = request.get("cmd")
+                    if command == "reset":
+                        self.reset()
+                    elif command == "rtt":
+                        self.rtt_ms = float(request["ms"])
+                    elif command == "stop":
+                        self.stop.set()
+                    elif command != "stats":
+                        writer.write(json.dumps({"error": f"unknown command {command!r}"})
+                                     .encode() + b"\n")
+                        continue
+                    writer.write(json.dumps(self.stats()).encode() + b"\n")
+                    await writer.drain()
         finally:
             self.writers.discard(writer)
             writer.close()

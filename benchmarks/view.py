@@ -139,9 +139,10 @@ async def _live_updates(base: str, url: DatabaseURL, app: Any, updates: int) -> 
             httpx.AsyncClient(base_url=base, timeout=30) as client, \
             client.stream("GET", f"/api/runs/{run.name}/events") as stream:
         lines = stream.aiter_lines()
-        async def next_update() -> str:
+        async def next_update(containing: str = "") -> str:
+            """The next event's data line (the next one naming ``containing``)."""
             async for line in lines:
-                if line.startswith("data: "):
+                if line.startswith("data: ") and containing in line:
                     return line
             raise RuntimeError("the event stream ended")
 
@@ -157,8 +158,7 @@ async def _live_updates(base: str, url: DatabaseURL, app: Any, updates: int) -> 
             before = (run.counter.queries, run.counter.rows)
             start = time.perf_counter()
             await store.add(child)
-            while child.id not in await next_update():
-                pass
+            await next_update(containing=child.id)
             delays.append((time.perf_counter() - start) * 1000)
             queries.append(run.counter.queries - before[0])
             rows.append(run.counter.rows - before[1])
