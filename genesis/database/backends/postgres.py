@@ -347,14 +347,7 @@ class PostgresStore(StoreBase):
                 async with self._write(lock, committed) as session:
                     return await work(session)
             except _NotCommitted as exc:
-                if patience.exhausted:
-                    raise ConnectionLostError(
-                        f"could not write to PostgreSQL at {self.url.endpoint} within "
-                        f"write_retry_timeout ({self.config.write_retry_timeout:g} s); "
-                        f"nothing was stored: {exc}") from exc
-                logger.info("retrying a write transaction on %s: %s", self.url.endpoint, exc)
-            self.write_retries += 1
-            await patience.pause()
+                await self._before_retry(patience, exc, "a write transaction")
 
     async def flight(self, build: FlightBuilder, committed: CommitCheck) -> list[Any]:
         """Run a flight's writes and reads as one transaction, in one round trip.
@@ -392,14 +385,20 @@ class PostgresStore(StoreBase):
             except OperationalError as exc:  # certainly not committed, or nothing was sent
                 if sent and not isinstance(exc, _NotCommitted):
                     raise
-                if patience.exhausted:
-                    raise ConnectionLostError(
-                        f"could not write to PostgreSQL at {self.url.endpoint} within "
-                        f"write_retry_timeout ({self.config.write_retry_timeout:g} s); "
-                        f"nothing was stored: {exc}") from exc
-                logger.info("retrying a flight on %s: %s", self.url.endpoint, exc)
-            self.write_retries += 1
-            await patience.pause()
+                await self._before_retry(patience, exc, "a flight")
+
+    async def _before_retry(self, patience: _Patience, exc: OperationalError, what: str
+                            ) -> None:
+        """Give up on a write that surely did not commit once ``write_retry_timeout`` is
+        spent (nothing was stored), else count the retry and wait before it."""
+        if patience.exhausted:
+            raise ConnectionLostError(
+                f"could not write to PostgreSQL at {self.url.endpoint} within "
+                f"write_retry_timeout ({self.config.write_retry_timeout:g} s); "
+                f"nothing was stored: {exc}") from exc
+        logger.info("retrying %s on %s: %s", what, self.url.endpoint, exc)
+        self.write_retries += 1
+        await patience.pause()
 
     async def _decided(self, committed: CommitCheck, backend: tuple[str, int, int],
                        patience: _Patience) -> bool:
