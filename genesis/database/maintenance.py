@@ -20,8 +20,8 @@ from genesis.database.islands import LAST_MIGRATION_KEY, migrate, spawn_island
 from genesis.database.program import Program
 from genesis.database.protocol import SelectionState, StoreWriter
 
-__all__ = ["BEST_KEYS", "due_migration", "maintain", "needs_maintenance", "simple_criteria",
-           "update_archive", "update_best"]
+__all__ = ["BEST_KEYS", "default_policy", "due_migration", "maintain", "needs_maintenance",
+           "simple_criteria", "update_archive", "update_best"]
 
 log = logging.getLogger("genesis.database")
 BEST_KEYS = ("best_program_id", "best_score_ever", "best_score_generation")
@@ -98,6 +98,13 @@ async def _stagnation(writer: StoreWriter, generation: int, config: DatabaseConf
     return copies
 
 
+def default_policy(config: DatabaseConfig) -> bool:
+    """Whether the archive is ShinkaEvolve's default: fitness on ``combined_score`` alone,
+    without dynamic islands (so the archive's worst member and the best only improve)."""
+    return (not config.enable_dynamic_islands and config.archive_selection_strategy == "fitness"
+            and simple_criteria(config))
+
+
 def due_migration(program: Program, config: DatabaseConfig) -> bool:
     """Whether adding ``program`` is when a migration is due (its generation's turn)."""
     interval = config.migration_interval
@@ -112,8 +119,7 @@ def needs_maintenance(state: SelectionState, program: Program, config: DatabaseC
     neither later: its maintenance can be skipped. Anything else (a due migration, dynamic
     islands, crowding or weighted criteria) is left to maintenance.
     """
-    if config.enable_dynamic_islands or config.archive_selection_strategy != "fitness" \
-            or not simple_criteria(config):
+    if not default_policy(config):
         return True
     if due_migration(program, config):
         stored = state.metadata.get(LAST_MIGRATION_KEY)

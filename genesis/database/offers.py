@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from genesis.database.archive import Contender, is_better
 from genesis.database.config import DatabaseConfig
 from genesis.database.islands import LAST_MIGRATION_KEY
-from genesis.database.maintenance import due_migration, simple_criteria
+from genesis.database.maintenance import default_policy, due_migration
 from genesis.database.program import Program
 from genesis.database.protocol import SelectionState
 
@@ -40,8 +40,7 @@ def commutes(config: DatabaseConfig, programs: Sequence[Program],
              state: SelectionState | None) -> bool:
     """Whether maintaining ``programs`` is only offers: the default policy, and no migration
     due that ``state`` does not already show done (migrations only move forward)."""
-    if config.enable_dynamic_islands or config.archive_selection_strategy != "fitness" \
-            or not simple_criteria(config):
+    if not default_policy(config):
         return False
     stored = None if state is None else state.metadata.get(LAST_MIGRATION_KEY)
     done = float(stored) if stored not in (None, "") else -1.0
