@@ -18,7 +18,7 @@ from tests.test_ops_copy import seeded
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_COMMANDS = ["upgrade", "copy", "verify", "backup", "restore", "runs", "drop-run", "stats",
-               "search", "query", "lineage", "export"]
+               "search", "query", "lineage", "export", "index"]
 CLOSED_PORT = "postgresql://u@127.0.0.1:1/db"  # never contacted: the run name fails first
 
 

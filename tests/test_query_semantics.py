@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
+
 from genesis.database import AsyncProgramDatabase, DatabaseConfig, DatabaseURL, Program
 from genesis.database.query_language import And, Compare, Field, Node, Not, Or
 
@@ -100,12 +102,18 @@ def _text(node: Node) -> str:
     return joiner.join(f"({_text(o)})" for o in node.operands)
 
 
-async def test_random_filters_select_what_python_selects(store_url: DatabaseURL) -> None:
+@pytest.mark.parametrize("indexed", [False, True], ids=["scan", "indexed"])
+async def test_random_filters_select_what_python_selects(store_url: DatabaseURL,
+                                                         indexed: bool) -> None:
+    """Indexed paths (compared in their index's expression) select exactly the same."""
     programs = _programs()
     rng = random.Random(5)
     config = DatabaseConfig(database_url=str(store_url), num_islands=2)
     async with AsyncProgramDatabase(config) as db:
         await db.store.add_many(programs)
+        if indexed:
+            for path in ("public_metrics.k", "public_metrics.j", "public_metrics.deep.k"):
+                assert await db.create_index(path)
         for _ in range(150):
             tree = _tree(rng)
             rows = await db.query(_text(tree), columns="id", order_by="id", limit=1000)

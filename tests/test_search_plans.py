@@ -34,6 +34,14 @@ def _scans(plan: dict[str, Any]) -> list[str]:
     return found
 
 
+async def _postgres_plan(reader: Any, schema: str, sql: str, params: list[Any]) -> str:
+    """The scans of the plan of ``sql``, outermost first, joined by `` | ``."""
+    cursor = await reader.conn.execute(f"EXPLAIN (FORMAT JSON) {qualify(sql, schema)}", params)
+    plan = (await cursor.fetchone())[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return " | ".join(_scans(plan[0]["Plan"]))
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("backend", ["postgres"])
 async def test_postgres_search_and_json_filters_use_gin_indexes(store_url: DatabaseURL
@@ -56,13 +64,8 @@ async def test_postgres_search_and_json_filters_use_gin_indexes(store_url: Datab
         async with store.read() as reader:
             # as autovacuum does: moves GIN pending entries into the index, gathers statistics
             await reader.conn.execute(f"VACUUM ANALYZE {store.schema}.programs")
-            plans = {}
-            for name, (sql, params) in shapes.items():
-                cursor = await reader.conn.execute(
-                    f"EXPLAIN (FORMAT JSON) {qualify(sql, store.schema)}", params)
-                plan = (await cursor.fetchone())[0]
-                plan = json.loads(plan) if isinstance(plan, str) else plan
-                plans[name] = " | ".join(_scans(plan[0]["Plan"]))
+            plans = {name: await _postgres_plan(reader, store.schema, sql, params)
+                     for name, (sql, params) in shapes.items()}
     for name in ("search", "search, correct only"):
         assert "Bitmap Index Scan idx_programs_code_tsv" in plans[name], plans[name]
     for name in ("metadata ==", "correct and metadata =="):
@@ -84,3 +87,61 @@ async def test_sqlite_search_uses_fts5(tmp_path: Path) -> None:
     assert not any(step.startswith("SCAN programs ") or step == "SCAN programs"
                    for step in plan), plan
     assert any("USING INTEGER PRIMARY KEY" in step for step in plan), plan
+
+
+INDEXED_SHAPES = {
+    "range": "public_metrics.sum_radii > 4.95",
+    "correct and range": "correct and public_metrics.sum_radii <= 0.05",
+    "range or range": "public_metrics.sum_radii < 0.01 or public_metrics.sum_radii >= 4.99",
+}
+
+
+async def _indexed_plans(db: AsyncProgramDatabase, shapes: dict[str, str]) -> dict[str, str]:
+    """The plan of each filter, compiled knowing the run's JSON path indexes."""
+    store: Any = db.store
+    plans = {}
+    async with store.read() as reader:
+        compiler = await reader._filter_compiler()
+        for name, where in shapes.items():
+            condition, params = compiler.where(parse_where(where))
+            sql = f"SELECT p.id FROM programs p WHERE {condition}"
+            if store.url.is_postgres:
+                plans[name] = await _postgres_plan(reader, store.schema, sql, params)
+            else:
+                steps = await reader._all(f"EXPLAIN QUERY PLAN {sql}", params)
+                plans[name] = " | ".join(str(row[3]) for row in steps)
+    return plans
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_postgres_ranges_on_an_indexed_path_use_its_btree(store_url: DatabaseURL
+                                                                ) -> None:
+    async with AsyncProgramDatabase(DatabaseConfig(database_url=str(store_url))) as db:
+        await db.store.add_many(_programs())
+        assert await db.create_index("public_metrics.sum_radii")
+        store: Any = db.store
+        async with store.read() as reader:
+            await reader.conn.execute(f"VACUUM ANALYZE {store.schema}.programs")
+        plans = await _indexed_plans(db, INDEXED_SHAPES)
+        assert await db.drop_index("public_metrics.sum_radii")
+        unindexed = await _indexed_plans(db, INDEXED_SHAPES)
+    for name, plan in plans.items():
+        assert "Index Scan programs_json_public_metrics_sum_radii_" in plan, (name, plan)
+        assert "Seq Scan" not in plan, (name, plan)
+    assert all("Seq Scan" in plan for plan in unindexed.values()), unindexed
+
+
+async def test_sqlite_comparisons_on_an_indexed_path_use_its_index(tmp_path: Path) -> None:
+    shapes = {**INDEXED_SHAPES, "equality": 'metadata.patch_type == "rare"',
+              "correct and equality": 'correct and metadata.patch_type == "rare"'}
+    async with AsyncProgramDatabase(DatabaseConfig(db_path=str(tmp_path / "run.db"))) as db:
+        await db.store.add_many(_programs())
+        for field in ("public_metrics.sum_radii", "metadata.patch_type"):
+            assert await db.create_index(field)
+        plans = await _indexed_plans(db, shapes)
+        negated = await _indexed_plans(db, {"not": "not public_metrics.sum_radii > 4.95"})
+    for name, plan in plans.items():
+        assert "USING INDEX programs_json_" in plan, (name, plan)
+        assert "SCAN p" not in plan.split(" | "), (name, plan)
+    assert negated["not"] == "SCAN p", negated  # NOT keeps the NULL-safe form: a scan

@@ -296,7 +296,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     """Add the ``db`` command group."""
     group = commands.add_parser(
         "db", help=f"manage program databases: {', '.join(_EXAMPLES)}, search, query, "
-                   "lineage, export",
+                   "lineage, export, index",
         description="Manage program databases (SQLite files and PostgreSQL runs).",
         epilog="Run `genesis db COMMAND --help` for the examples of a command.",
     )

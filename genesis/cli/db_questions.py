@@ -1,8 +1,8 @@
-"""``genesis db search | query | lineage | export``: ask a run questions from the shell.
+"""``genesis db search | query | lineage | export | index``: ask a run questions from the shell.
 
-Each command opens the run read-only (nothing in it changes), prints a readable table or,
+Each question opens the run read-only (nothing in it changes), prints a readable table or,
 with ``--json``, JSON on stdout; export streams rows to a file or stdout with progress on
-stderr.
+stderr. ``index`` lists, creates or drops the JSON path indexes that make filters fast.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from genesis.cli.db import PG, URL_HELP, _url
 from genesis.cli.progress import Progress
 from genesis.database.engine import AsyncProgramDatabase
 from genesis.ops.export import FORMATS, export_run
-from genesis.ops.stores import open_source
+from genesis.ops.stores import open_existing, open_source
 
 __all__ = ["register"]
 
@@ -53,6 +53,15 @@ joined with and, or, not and parentheses.""",
 Every column is exported, with each key of public_metrics, private_metrics and metadata
 as a column of its own (public_metrics.sum_radii); --columns chooses, --embeddings adds
 the embedding. Parquet needs pyarrow: pip install "genesis-evolve[frames]".""",
+    "index": f"""examples:
+  genesis db index evolution.db                              # list the indexed paths
+  genesis db index evolution.db public_metrics.sum_radii metadata.patch_type
+  genesis db index '{PG}?run=exp1' public_metrics.sum_radii --drop
+
+A filter comparing an indexed JSON path (genesis db query, export --where, the view's
+filter box) reads the index instead of every program: on SQLite every comparison but !=,
+on PostgreSQL ranges on numbers (its GIN indexes already serve ==). On PostgreSQL the
+index is built with CREATE INDEX CONCURRENTLY, so running workers are not held up.""",
 }
 
 
@@ -148,6 +157,27 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
+def index(args: argparse.Namespace) -> int:
+    """List the run's JSON path indexes, or create or drop the named ones."""
+    async def run() -> tuple[list[bool], list[str]]:
+        async with open_existing(_url(args.url)) as store:
+            db = AsyncProgramDatabase(store=store)
+            change = db.drop_index if args.drop else db.create_index
+            changed = [await change(field) for field in args.fields]
+            return changed, await db.indexes()
+
+    changed, indexed = asyncio.run(run())
+    verb, unchanged = ("dropped", "was not indexed") if args.drop else ("indexed",
+                                                                        "already indexed")
+    for field, done in zip(args.fields, changed, strict=True):
+        print(f"{field}: {verb if done else unchanged}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(indexed))
+    else:
+        print("\n".join(indexed) if indexed else "no indexed JSON path")
+    return 0
+
+
 def _parser(sub: argparse._SubParsersAction, name: str, handler: Callable[..., int],
             summary: str) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=summary, description=summary, epilog=_EXAMPLES[name],
@@ -158,7 +188,7 @@ def _parser(sub: argparse._SubParsersAction, name: str, handler: Callable[..., i
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add search, query, lineage and export to the ``db`` command group."""
+    """Add search, query, lineage, export and index to the ``db`` command group."""
     parser = _parser(sub, "search", search, "search the programs' code, most relevant first")
     parser.add_argument("query", metavar="QUERY", help="words or identifiers to find")
     parser.add_argument("--limit", type=int, default=20, metavar="N", help="hits (default 20)")
@@ -192,3 +222,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--where", metavar="WHERE", help="export only matching programs")
     parser.add_argument("--columns", metavar="FIELDS", help="comma-separated fields")
     parser.add_argument("--embeddings", action="store_true", help="add the embedding column")
+
+    parser = _parser(sub, "index", index, "list, create or drop indexes on JSON paths")
+    parser.add_argument("fields", metavar="FIELD", nargs="*",
+                        help="JSON paths to index, such as public_metrics.sum_radii")
+    parser.add_argument("--drop", action="store_true", help="drop the FIELDs' indexes instead")
+    parser.add_argument("--json", action="store_true", help="print the indexed paths as JSON")

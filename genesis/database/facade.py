@@ -144,6 +144,9 @@ class ProgramDatabase:
     lineage = _sync("lineage")
     common_ancestor = _sync("common_ancestor")
     to_dataframe = _sync("to_dataframe")
+    create_index = _sync("create_index")
+    drop_index = _sync("drop_index")
+    indexes = _sync("indexes")
 
     get_program_count_and_timestamp = _sync("get_program_count_and_timestamp")
     count = _sync("count")

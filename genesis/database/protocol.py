@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from genesis.database.code_search import SearchHit, SearchTerms
+from genesis.database.json_indexes import JsonIndex
 from genesis.database.program import Program
 from genesis.database.query_language import Field, Node, OrderKey
 from genesis.database.url import DatabaseURL
@@ -256,6 +257,10 @@ class StoreReader(Protocol):
         """Return the distinct top-level keys of a JSON column."""
         ...
 
+    async def json_indexes(self) -> list[JsonIndex]:
+        """Return the run's JSON path indexes."""
+        ...
+
     async def archive_members(self) -> list[ProgramSummary]:
         """Return every archive member (correct or not), sorted by id, in one query."""
         ...
@@ -452,6 +457,14 @@ class ProgramStore(Protocol):
 
         Returns the selection state after it.
         """
+        ...
+
+    async def create_json_index(self, index: JsonIndex) -> bool:
+        """Build an index on a JSON path and record it; False if it was already there."""
+        ...
+
+    async def drop_json_index(self, index: JsonIndex) -> bool:
+        """Drop the index on a JSON path; False if there was none."""
         ...
 
     async def schema_version(self) -> int:

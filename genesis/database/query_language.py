@@ -15,8 +15,9 @@ compiled to SQL by each backend (:mod:`genesis.database.backends.query_sql`).
   of it is true there); ``== null`` / ``!= null`` test for SQL NULL or JSON null.
 
 Nothing from the text reaches SQL: column names come from :data:`COLUMNS`, JSON keys are
-checked here and passed to the database as bound path parameters, literals are bound
-values. Every mistake is a :class:`QueryError` naming its position.
+checked here and passed to the database as bound path parameters (or, for a path with an
+index, written as that index's expression, taken from the run's catalogue of indexes),
+literals are bound values. Every mistake is a :class:`QueryError` naming its position.
 """
 
 from __future__ import annotations

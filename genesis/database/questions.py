@@ -14,6 +14,7 @@ from typing import Any
 from genesis.database.arguments import id_argument, int_argument
 from genesis.database.code_search import SearchHit, search_terms
 from genesis.database.errors import InvalidArgumentError
+from genesis.database.json_indexes import JsonIndex, index_field
 from genesis.database.program import Program
 from genesis.database.protocol import LineageStep, ProgramStore, StoreReader
 from genesis.database.query_language import (
@@ -119,6 +120,25 @@ class RunQuestions:
 
         async with self._rows(where, columns, embeddings, batch_size) as (fields, batches):
             return await collect_frame(batches, [field.name for field in fields])
+
+    async def create_index(self, field: str) -> bool:
+        """Index a JSON path (``public_metrics.sum_radii``) so that filters on it use it.
+
+        Comparisons on the path in ``query``, ``iter_rows``, ``to_dataframe`` and exports
+        then read the index instead of every program: on SQLite every comparison but ``!=``,
+        on PostgreSQL the ranges on numbers (its GIN indexes already serve equality).
+        Returns False if the path was already indexed.
+        """
+        return await self.store.create_json_index(JsonIndex(index_field(field)))
+
+    async def drop_index(self, field: str) -> bool:
+        """Drop the index on a JSON path; False if there was none."""
+        return await self.store.drop_json_index(JsonIndex(index_field(field)))
+
+    async def indexes(self) -> list[str]:
+        """Return the JSON paths that have an index, sorted."""
+        async with self.store.read() as reader:
+            return [index.field.name for index in await reader.json_indexes()]
 
     async def lineage(self, program_id: str, direction: str = "up",
                       max_depth: int | None = None) -> list[LineageStep]:

@@ -28,6 +28,7 @@ __all__ = [
     "as_url",
     "existing_file",
     "open_destination",
+    "open_existing",
     "open_source",
     "ops_config",
     "postgres_version",
@@ -109,11 +110,24 @@ async def postgres_version(url: DatabaseURL) -> int:
 @asynccontextmanager
 async def open_source(url: DatabaseURL) -> AsyncIterator[ProgramStore]:
     """Open an existing run read-only, changing nothing (an older schema is read as it is)."""
+    await _must_exist(url)
+    async with create_store(url, ops_config(), read_only=True) as store:
+        yield store
+
+
+async def _must_exist(url: DatabaseURL) -> None:
+    """Raise OperationalError, naming what is missing, unless the run exists."""
     if url.is_postgres:
         await postgres_version(url)
     else:
         existing_file(url)
-    async with create_store(url, ops_config(), read_only=True) as store:
+
+
+@asynccontextmanager
+async def open_existing(url: DatabaseURL) -> AsyncIterator[ProgramStore]:
+    """Open an existing run read-write (upgrading its schema), never creating one."""
+    await _must_exist(url)
+    async with create_store(url, ops_config()) as store:
         yield store
 
 

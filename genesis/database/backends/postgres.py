@@ -60,6 +60,7 @@ from genesis.database.errors import (
     SchemaError,
     translating,
 )
+from genesis.database.json_indexes import JsonIndex
 from genesis.database.url import DatabaseURL
 
 __all__ = ["POSTGRES", "PostgresStore", "RunInfo", "drop_run", "drop_run_sync", "list_runs"]
@@ -435,6 +436,43 @@ class PostgresStore(StoreBase):
         """Say where the run lives: server, database and user as libpq resolved them."""
         server = describe_server(self.server) if self.server else self.url.endpoint
         return f"PostgreSQL at {server}, run {self.url.run!r} (schema {self.schema})"
+
+    async def create_json_index(self, index: JsonIndex) -> bool:
+        """Build the index on a JSON path without blocking writers, then record it.
+
+        ``CREATE INDEX CONCURRENTLY``: workers keep inserting while it builds. A build that
+        was interrupted leaves an invalid index, which is dropped and built again. Returns
+        False if the path was already indexed.
+        """
+        self._check_writable()
+        name, table = f"{self.schema}.{index.name}", f"{self.schema}.programs"
+        async with self._session() as session:
+            conn = session.conn
+            if await (await conn.execute(f"SELECT 1 FROM {self.schema}.json_indexes "
+                                         "WHERE field = %s", (index.field.name,))).fetchone():
+                return False
+            invalid = await conn.execute(
+                "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN "
+                "pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND "
+                "c.relname = %s AND NOT i.indisvalid", (self.schema, index.name))
+            if await invalid.fetchone():
+                await conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+            await conn.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {index.name} "
+                               f"ON {table} ({index.postgres_expression()})")
+            cursor = await conn.execute(f"INSERT INTO {self.schema}.json_indexes (field) "
+                                        "VALUES (%s) ON CONFLICT DO NOTHING",
+                                        (index.field.name,))
+            return cursor.rowcount > 0
+
+    async def drop_json_index(self, index: JsonIndex) -> bool:
+        """Forget the index on a JSON path, then drop it without blocking writers."""
+        self._check_writable()
+        async with self._session() as session:
+            cursor = await session.conn.execute(
+                f"DELETE FROM {self.schema}.json_indexes WHERE field = %s", (index.field.name,))
+            await session.conn.execute(
+                f"DROP INDEX CONCURRENTLY IF EXISTS {self.schema}.{index.name}")
+            return cursor.rowcount > 0
 
     async def schema_version(self) -> int:
         """Return the schema version of the run."""

@@ -37,7 +37,7 @@ __all__ = [
     "schema_name",
 ]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 FILL_BATCH = 5_000  # programs indexed for code search per transaction of the upgrade
 SCHEMA_PREFIX = "genesis_"
 # The advisory lock of whoever creates, upgrades or drops a run's schema. Its one-bigint key
@@ -279,13 +279,21 @@ _SEARCH_INDEX = (
     "CREATE INDEX IF NOT EXISTS idx_programs_code_tsv ON {s}.programs USING GIN (code_tsv)",
 )
 
+# The JSON paths the user indexed (genesis.database.json_indexes); idempotent.
+_JSON_INDEXES = (
+    "CREATE TABLE IF NOT EXISTS {s}.json_indexes (field TEXT PRIMARY KEY, "
+    "created_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+)
+
 # STEPS[k] brings a schema from version k to k + 1.
 STEPS: tuple[tuple[str, ...], ...] = (
     _TABLES,  # 0 -> 1: the ShinkaEvolve tables with PostgreSQL types
     _GENESIS,  # 1 -> 2: island counters, evolution indexes, JSONB GIN indexes
     _NOTIFY,  # 2 -> 3: NOTIFY on insert, for live views
     _SEARCH + _SEARCH_INDEX,  # 3 -> 4: code search (prepare() fills in batches before the index)
+    _JSON_INDEXES,  # 4 -> 5: the catalogue of JSON path indexes
 )
+_SEARCH_STEP = 3  # STEPS[3] is code search, whose words are filled between its two halves
 assert len(STEPS) == SCHEMA_VERSION
 
 
@@ -359,7 +367,8 @@ async def prepare(
 
     A run older than version 4 gets the code-search column and trigger first, then its
     programs' words in batches of :data:`FILL_BATCH` (one transaction each, counted on
-    ``progress``), then the index and version 4: an interrupted upgrade resumes the fill.
+    ``progress``), then the index and the later versions: an interrupted upgrade resumes
+    the fill.
     """
     with translating(url):
         before = await read_version(conn, schema)
@@ -369,14 +378,17 @@ async def prepare(
             before = await read_version(conn, schema)
             if before == SCHEMA_VERSION:
                 return before, before
-            for statement in _statements(schema, before, SCHEMA_VERSION - 1):
+            split = max(before, _SEARCH_STEP)
+            for statement in _statements(schema, before, split):
                 await conn.execute(statement)
-            for template in _SEARCH:
-                await conn.execute(_fill(template, s=schema))
-        await _fill_code_words(conn, schema, progress)
+            if before <= _SEARCH_STEP:
+                for template in _SEARCH:
+                    await conn.execute(_fill(template, s=schema))
+        if before <= _SEARCH_STEP:
+            await _fill_code_words(conn, schema, progress)
         async with ddl_lock(conn, schema):
             if await read_version(conn, schema) < SCHEMA_VERSION:
-                for statement in _statements(schema, SCHEMA_VERSION - 1):
+                for statement in _statements(schema, split):
                     await conn.execute(statement)
     return before, SCHEMA_VERSION
 

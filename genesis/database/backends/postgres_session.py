@@ -69,7 +69,7 @@ _COPY_FROM = 64  # rows from which a batch is worth COPY's extra round trips
 # A run's tables, named after FROM/JOIN/INTO/UPDATE/COPY: where the run's schema is added.
 _TABLE_REFERENCE = re.compile(
     r"\b(FROM|JOIN|INTO|UPDATE|COPY)(\s+)(programs|archive|metadata_store|islands|"
-    r"generation_event_log|attempt_log|genesis_schema)\b", re.IGNORECASE)
+    r"generation_event_log|attempt_log|genesis_schema|json_indexes)\b", re.IGNORECASE)
 _COPY_TYPES = [_COLUMN_TYPES.get(name, "text") for name in PROGRAM_COLUMNS]
 _JSON_POSITIONS = frozenset(i for i, name in enumerate(PROGRAM_COLUMNS) if name in JSON_COLUMNS)
 _RELATION_SIZES = (

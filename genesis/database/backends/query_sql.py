@@ -8,17 +8,22 @@ an equality on a JSON path is a containment (``metadata @> '{"patch_type": "diff
 which the ``jsonb_path_ops`` GIN indexes serve, and the other comparisons a jsonpath filter
 of the same type only (``public_metrics @? 'strict $."sum_radii" ? (@.type() == "number" &&
 @ > 2.4)'``), which no index serves; SQLite reads JSON with ``json_extract``.
-``tests/test_query_semantics.py`` checks that both mean what plain Python means.
+
+A path with an index (:mod:`genesis.database.json_indexes`) is compared, where no ``not``
+applies (NULL may then stand for false), in its index's expression: a B-tree range scan
+on SQLite for every comparison but ``!=``, and on PostgreSQL for ranges on numbers.
+``tests/test_query_semantics.py`` checks that all of these mean what plain Python means.
 """
 
 from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from genesis.database.code_search import SearchTerms
+from genesis.database.json_indexes import JsonIndex
 from genesis.database.query_language import And, Compare, Field, Node, Not, Or, OrderKey
 
 __all__ = ["PostgresCompiler", "QueryCompiler", "SQLiteCompiler", "compiler_for"]
@@ -32,19 +37,32 @@ class QueryCompiler(ABC):
 
     q = "?"  # the backend's placeholder
 
-    def where(self, node: Node) -> Fragment:
-        """SQL that is true exactly where the filter holds (never NULL)."""
+    def __init__(self, indexed: Iterable[JsonIndex] = ()) -> None:
+        self.indexed = {index.field: index for index in indexed}
+
+    def where(self, node: Node, positive: bool = True) -> Fragment:
+        """SQL that is true exactly where the filter holds.
+
+        Never NULL where a ``NOT`` applies to it; where none does (``positive``), NULL may
+        stand for false, which lets a comparison take the shape an index serves.
+        """
         if isinstance(node, And | Or):
-            parts = [self.where(operand) for operand in node.operands]
+            parts = [self.where(operand, positive) for operand in node.operands]
             joiner = " AND " if isinstance(node, And) else " OR "
             return ("(" + joiner.join(sql for sql, _ in parts) + ")",
                     [param for _, params in parts for param in params])
         if isinstance(node, Not):
-            sql, params = self.where(node.operand)
+            sql, params = self.where(node.operand, positive=False)
             return f"(NOT {sql})", params
         if node.field.path:
-            return self.json_compare(node)
+            index = self.indexed.get(node.field) if positive else None
+            found = None if index is None else self.indexed_compare(index, node)
+            return found if found is not None else self.json_compare(node)
         return self.column_compare(node)
+
+    def indexed_compare(self, index: JsonIndex, node: Compare) -> Fragment | None:
+        """The comparison in the shape the path's index serves (None: none serves it)."""
+        return None
 
     def column_compare(self, node: Compare) -> Fragment:
         """A comparison of a program column with a literal."""
@@ -142,19 +160,31 @@ class SQLiteCompiler(QueryCompiler):
         return (f"(CASE WHEN json_valid({column}) THEN json_extract({column}, ?) END)",
                 [self._path(field)])
 
+    @staticmethod
+    def _kind(column: str) -> str:
+        """The JSON type at the bound path, NULL for unreadable JSON."""
+        return f"(CASE WHEN json_valid({column}) THEN json_type({column}, ?) END)"
+
     def json_compare(self, node: Compare) -> Fragment:
         column, path = f"p.{node.field.column}", self._path(node.field)
-        kind = f"(CASE WHEN json_valid({column}) THEN json_type({column}, ?) END)"
+        kind = self._kind(column)
         if node.value is None:
             test = "=" if node.op == "==" else "<>"
             return f"(COALESCE({kind}, 'null') {test} 'null')", [path]
         if isinstance(node.value, bool):
             wanted = node.value == (node.op == "==")
             return f"COALESCE({kind} = ?, FALSE)", [path, "true" if wanted else "false"]
-        types = "('text')" if isinstance(node.value, str) else "('integer', 'real')"
+        types = _sqlite_types(node.value)
         sql = (f"COALESCE(CASE WHEN {kind} IN {types} THEN json_extract({column}, ?) "
                f"{_SQL_OPERATORS[node.op]} ? END, FALSE)")
         return sql, [path, path, node.value]
+
+    def indexed_compare(self, index: JsonIndex, node: Compare) -> Fragment | None:
+        if node.value is None or isinstance(node.value, bool) or node.op == "!=":
+            return None
+        value, kind = index.sqlite_expression("p"), self._kind(f"p.{node.field.column}")
+        return (f"({value} {_SQL_OPERATORS[node.op]} ? AND {kind} IN "
+                f"{_sqlite_types(node.value)})", [node.value, self._path(node.field)])
 
 
 class PostgresCompiler(QueryCompiler):
@@ -202,6 +232,26 @@ class PostgresCompiler(QueryCompiler):
                 [f'{path} ? (@.type() == "{kind}" && @ {node.op} {literal})'])
 
 
-def compiler_for(dialect: str) -> QueryCompiler:
-    """Return the compiler of a backend dialect ('sqlite' or 'postgres')."""
-    return SQLiteCompiler() if dialect == "sqlite" else PostgresCompiler()
+    def indexed_compare(self, index: JsonIndex, node: Compare) -> Fragment | None:
+        # Numbers only: JSONB orders strings by the database's collation, the language
+        # by code point; equality stays a containment, which the GIN index serves.
+        value = node.value
+        if node.op in ("==", "!=") or not isinstance(value, int | float) or isinstance(
+                value, bool):
+            return None
+        expression = index.postgres_expression("p")
+        return (f"({expression} {node.op} %s::jsonb AND jsonb_typeof({expression}) = "
+                "'number')", [json.dumps(value)])
+
+
+def _sqlite_types(value: object) -> str:
+    """The ``json_type`` names a comparison with ``value`` may match."""
+    return "('text')" if isinstance(value, str) else "('integer', 'real')"
+
+
+def compiler_for(dialect: str, indexed: Iterable[JsonIndex] = ()) -> QueryCompiler:
+    """Return the compiler of a backend dialect ('sqlite' or 'postgres').
+
+    ``indexed``: the run's JSON path indexes, whose comparisons get their index's shape.
+    """
+    return SQLiteCompiler(indexed) if dialect == "sqlite" else PostgresCompiler(indexed)

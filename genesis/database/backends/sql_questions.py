@@ -15,6 +15,7 @@ from genesis.database.backends.query_sql import QueryCompiler, compiler_for
 from genesis.database.code_search import SearchHit, SearchTerms, snippet
 from genesis.database.codec import decode_json, unpack_embedding
 from genesis.database.errors import OperationalError
+from genesis.database.json_indexes import JsonIndex, index_field
 from genesis.database.protocol import LineageStep
 from genesis.database.query_language import JSON_COLUMNS, Field, Node, OrderKey
 
@@ -61,8 +62,20 @@ class AnalysisSQL:
 
     @property
     def compiler(self) -> QueryCompiler:
-        """The compiler of this backend's SQL."""
+        """The compiler of this backend's SQL (for SQL that no JSON path index serves)."""
         return compiler_for(self.dialect.name)
+
+    async def json_indexes(self) -> list[JsonIndex]:
+        """Return the run's JSON path indexes (none in a file read at an older schema)."""
+        if self.dialect.name == "sqlite" and not await self._all(
+                "SELECT 1 FROM sqlite_master WHERE name = 'json_indexes'"):
+            return []
+        rows = await self._all("SELECT field FROM json_indexes ORDER BY field")
+        return [JsonIndex(index_field(str(row[0]))) for row in rows]
+
+    async def _filter_compiler(self) -> QueryCompiler:
+        """The compiler of filters, knowing which JSON paths have an index."""
+        return compiler_for(self.dialect.name, await self.json_indexes())
 
     async def search_code(self, terms: SearchTerms, *, limit: int = 20,
                           island: int | None = None, correct: bool | None = None
@@ -124,7 +137,7 @@ class AnalysisSQL:
     async def query_rows(self, where: Node | None, columns: Sequence[Field],
                          order: Sequence[OrderKey], limit: int) -> list[dict[str, Any]]:
         """Return the chosen fields of the programs matching ``where``, in ``order``."""
-        compiler = self.compiler
+        compiler = await self._filter_compiler()
         select, params = self._columns(columns)
         sql = f"SELECT {select} FROM programs p"
         if where is not None:
@@ -139,7 +152,7 @@ class AnalysisSQL:
     async def iter_rows(self, where: Node | None, columns: Sequence[Field],
                         batch_size: int = 5000) -> AsyncIterator[list[dict[str, Any]]]:
         """Yield the chosen fields of the programs matching ``where`` in insertion order."""
-        compiler, seq = self.compiler, self.dialect.seq
+        compiler, seq = await self._filter_compiler(), self.dialect.seq
         select, params = self._columns(columns)
         condition, extra = compiler.where(where) if where is not None else ("TRUE", [])
         sql = (f"SELECT {seq}, {select} FROM programs p WHERE {seq} > {compiler.q} "

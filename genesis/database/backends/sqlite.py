@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -40,6 +41,7 @@ from genesis.database.backends.sqlite_schema import SCHEMA_VERSION, prepare_file
 from genesis.database.codec import PROGRAM_COLUMNS, dumps, unpack_embedding
 from genesis.database.config import DatabaseConfig
 from genesis.database.errors import OperationalError, translating
+from genesis.database.json_indexes import JsonIndex
 from genesis.database.url import DatabaseURL
 
 __all__ = ["SQLITE", "SQLiteSession", "SQLiteStore"]
@@ -415,6 +417,29 @@ class SQLiteStore(StoreBase):
         how = ", an older schema read as it is" if self.legacy_schema else ""
         mode = "read-only" if self.read_only else "read-write"
         return f"SQLite file {Path(self.url.path).resolve()} ({mode}{how})"
+
+    async def create_json_index(self, index: JsonIndex) -> bool:
+        """Build the index on a JSON path and record it; False if it was already there."""
+        async def work(session: SQLSession) -> bool:
+            if await session._one("SELECT 1 FROM json_indexes WHERE field = ?",
+                                  (index.field.name,)):
+                return False
+            await session._run(f"CREATE INDEX IF NOT EXISTS {index.name} ON programs "
+                               f"({index.sqlite_expression()})")
+            await session._run("INSERT INTO json_indexes (field, created_at) VALUES (?, ?)",
+                               (index.field.name, time.time()))
+            return True
+
+        return await self.transaction(work)
+
+    async def drop_json_index(self, index: JsonIndex) -> bool:
+        """Drop the index on a JSON path; False if there was none."""
+        async def work(session: SQLSession) -> bool:
+            await session._run(f"DROP INDEX IF EXISTS {index.name}")
+            return await session._run("DELETE FROM json_indexes WHERE field = ?",
+                                      (index.field.name,)) > 0
+
+        return await self.transaction(work)
 
     async def schema_version(self) -> int:
         """Return the schema version of the file."""

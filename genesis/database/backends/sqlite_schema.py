@@ -46,7 +46,7 @@ __all__ = [
     "upgrade",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 FILL_BATCH = 5_000  # programs indexed for code search per transaction of the upgrade
 # Tables a run's file may hold before its programs: SQLite's own, and the prompt-evolution
 # store (genesis.compat.shinka), which may be opened on the same file first.
@@ -319,12 +319,19 @@ def _step_search(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _step_json_indexes(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS json_indexes (field TEXT PRIMARY KEY, "
+                 "created_at REAL NOT NULL)")
+
+
 STEPS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _step_legacy_baseline,  # 0 -> 1
     _step_genesis,  # 1 -> 2
     _step_search,  # 2 -> 3 (upgrade() then fills the index in batches)
+    _step_json_indexes,  # 3 -> 4: the catalogue of JSON path indexes (json_indexes.py)
 )
 assert len(STEPS) == SCHEMA_VERSION
+_SEARCH_STEP = 2  # STEPS[2] is code search: the version stays 2 until its fill is done
 
 
 @contextlib.contextmanager
@@ -354,7 +361,7 @@ def upgrade(conn: sqlite3.Connection, progress: UpgradeProgress | None = None
         before = read_version(conn)
         for step in STEPS[before:]:
             step(conn)
-        conn.execute(f"PRAGMA user_version = {max(before, SCHEMA_VERSION - 1)}")
+        conn.execute(f"PRAGMA user_version = {max(before, _SEARCH_STEP)}")
     _fill_search_index(conn, progress)
     with _write_transaction(conn):
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
