@@ -32,6 +32,20 @@ _PG_TYPES = {"island_idx": "int4", "generation": "int4", "children_count": "int4
              "complexity": "float8", "correct": "bool", "embedding": "bytea",
              **dict.fromkeys(JSON_COLUMNS, "jsonb")}
 _CODE = "def solve(x):\n    return sorted(x)[:{k}]  # variant {i}\n"
+# The rest of a program of realistic size: the same helper functions in every program, as
+# in an evolution run, where children are small edits of their parents.
+_HELPERS = """
+def pack_circles(count: int, width: float = ONE, seed: int = SEED) -> list[tuple[float, float]]:
+    rng = np.random.default_rng(seed)
+    centers = rng.random((count, DIMENSIONS)) * width
+    radii = np.full(count, width / (DIMENSIONS * count))
+    for step in range(STEPS):
+        gaps = scipy.spatial.distance.cdist(centers, centers) - radii[:, None] - radii
+        np.fill_diagonal(gaps, np.inf)
+        radii = np.clip(radii + HALF * gaps.min(axis=ONE), ZERO, width / DIMENSIONS)
+    return [(float(x), float(y)) for x, y in centers]
+
+"""
 
 
 @dataclass(frozen=True)
@@ -40,10 +54,20 @@ class SeedShape:
 
     islands: int = 2
     correct_share: float = 0.7
+    code_bytes: int = 0  # 0: the ~60 B function alone; else padded with helpers to about this
+
+    def code(self, i: int) -> str:
+        """The code of the ``i``-th program."""
+        code = _CODE.format(k=i % 26, i=i)
+        helpers = _HELPERS
+        while len(code) + len(helpers) <= self.code_bytes:
+            code += helpers
+        return code
 
     def describe(self) -> str:
         """One line for a table."""
-        return (f"small programs (~60 B of code, 2 metrics, 2 metadata keys, no embedding), "
+        size = f"~{self.code_bytes / 1000:.0f} KB" if self.code_bytes else "~60 B"
+        return (f"small programs ({size} of code, 2 metrics, 2 metadata keys, no embedding), "
                 f"{self.islands} islands, {self.correct_share:.0%} correct")
 
 
@@ -79,7 +103,7 @@ def _rows(count: int, shape: SeedShape, seed: int, rng: np.random.Generator,
     for i in range(count):
         score = float(scores[i])
         job = f"{seed:08x}{i:024x}"
-        yield (ids[i], _CODE.format(k=i % 26, i=i), "python",
+        yield (ids[i], shape.code(i), "python",
                ids[parent[i]] if parent[i] >= 0 else None, "[]", "[]", i % shape.islands,
                int(generation[i]), start + i * 0.001, None, score,
                f'{{"combined_score": {score!r}, "sum_radii": {score!r}}}', "{}", "",

@@ -4,9 +4,11 @@ answered by a scan.
     python -m benchmarks.search                  # 100k programs, SQLite and PostgreSQL
     python -m benchmarks.search --programs 20000 --backends sqlite
 
-The run is seeded by ``benchmarks.bulk_seed`` (small programs whose code ends in ``# variant
-<i>``), then 1% of the programs get ``metadata.patch_type == "rare"`` and a chain of 1,000
-programs is added for lineage. Rows, each median (p50) over repeated calls with varied
+The run is seeded by ``benchmarks.bulk_seed`` with programs of ~3 KB of code (``--code-bytes``;
+the ShinkaEvolve runs in the test data hold 0.4-12.6 KB per program, median 4.6 KB): the
+same helper functions in every program, as in an evolution run, and a line ending in
+``# variant <i>``. Then 1% of the programs get ``metadata.patch_type == "rare"`` and a chain
+of 1,000 programs is added for lineage. Rows, each median (p50) over repeated calls with varied
 arguments:
 
 - code search for ``variant <i>`` through the index (FTS5 / GIN on ``code_tsv``), beside a
@@ -38,7 +40,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bulk_seed import seed_programs
+from benchmarks.bulk_seed import SeedShape, seed_programs
 from benchmarks.common import (
     Row,
     Runs,
@@ -144,11 +146,12 @@ async def _chain(db: AsyncProgramDatabase) -> str:
     return ids[-1]
 
 
-async def bench_backend(url: DatabaseURL, programs: int, folder: Path) -> list[Row]:
+async def bench_backend(url: DatabaseURL, programs: int, folder: Path, shape: SeedShape
+                        ) -> list[Row]:
     """Every row of the table for one backend."""
     label = "SQLite" if url.is_sqlite else "PostgreSQL"
-    config = DatabaseConfig(database_url=str(url), num_islands=2)
-    seconds = await asyncio.to_thread(seed_programs, url, programs, config)
+    config = DatabaseConfig(database_url=str(url), num_islands=shape.islands)
+    seconds = await asyncio.to_thread(seed_programs, url, programs, config, shape)
     print(f"{label}: seeded {programs:,} programs in {seconds:.1f} s", flush=True)
     (_prepare_sqlite if url.is_sqlite else _prepare_postgres)(url)
     rng = random.Random(3)
@@ -236,8 +239,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--programs", type=int, default=100_000)
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--code-bytes", type=int, default=3000,
+                        help="code per seeded program (default 3000; 0: a ~60 B function)")
     args = parser.parse_args(argv)
-    print(f"machine: {machine()}\n")
+    shape = SeedShape(islands=2, code_bytes=args.code_bytes)
+    print(f"machine: {machine()}; {shape.describe()}\n")
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="genesis-search-bench-") as folder:
         for backend in args.backends.split(","):
@@ -247,12 +253,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
             runs = Runs(backend, Path(folder))
             try:
                 rows += asyncio.run(bench_backend(runs.new("search"), args.programs,
-                                                  Path(folder)))
+                                                  Path(folder), shape))
             finally:
                 runs.drop()
     print()
     print(markdown_table(rows))
-    payload = {"programs": args.programs, "rows": [row.as_dict() for row in rows]}
+    payload = {"programs": args.programs, "shape": shape.describe(),
+               "rows": [row.as_dict() for row in rows]}
     save("search", payload)
     return payload
 

@@ -441,8 +441,10 @@ class PostgresStore(StoreBase):
         """Build the index on a JSON path without blocking writers, then record it.
 
         ``CREATE INDEX CONCURRENTLY``: workers keep inserting while it builds. A build that
-        was interrupted leaves an invalid index, which is dropped and built again. Returns
-        False if the path was already indexed.
+        was interrupted leaves an invalid index, which is dropped and built again. The table
+        is analysed after, so the planner knows the indexed values (autovacuum gathers no
+        statistics of an expression until enough rows change). Returns False if the path
+        was already indexed.
         """
         self._check_writable()
         name, table = f"{self.schema}.{index.name}", f"{self.schema}.programs"
@@ -459,6 +461,7 @@ class PostgresStore(StoreBase):
                 await conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
             await conn.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {index.name} "
                                f"ON {table} ({index.postgres_expression()})")
+            await conn.execute(f"ANALYZE {table}")  # the statistics of the indexed values
             cursor = await conn.execute(f"INSERT INTO {self.schema}.json_indexes (field) "
                                         "VALUES (%s) ON CONFLICT DO NOTHING",
                                         (index.field.name,))

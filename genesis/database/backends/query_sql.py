@@ -39,6 +39,8 @@ class QueryCompiler(ABC):
 
     def __init__(self, indexed: Iterable[JsonIndex] = ()) -> None:
         self.indexed = {index.field: index for index in indexed}
+        self.uses_index = False  # set by where() once a comparison took an index's shape
+        self.prefer_indexes = False  # SQLite: tell the planner the indexed terms are rare
 
     def where(self, node: Node, positive: bool = True) -> Fragment:
         """SQL that is true exactly where the filter holds.
@@ -57,6 +59,7 @@ class QueryCompiler(ABC):
         if node.field.path:
             index = self.indexed.get(node.field) if positive else None
             found = None if index is None else self.indexed_compare(index, node)
+            self.uses_index = self.uses_index or found is not None
             return found if found is not None else self.json_compare(node)
         return self.column_compare(node)
 
@@ -183,8 +186,11 @@ class SQLiteCompiler(QueryCompiler):
         if node.value is None or isinstance(node.value, bool) or node.op == "!=":
             return None
         value, kind = index.sqlite_expression("p"), self._kind(f"p.{node.field.column}")
-        return (f"({value} {_SQL_OPERATORS[node.op]} ? AND {kind} IN "
-                f"{_sqlite_types(node.value)})", [node.value, self._path(node.field)])
+        test = f"{value} {_SQL_OPERATORS[node.op]} ?"
+        if self.prefer_indexes:  # without it, ORDER BY id can make SQLite scan in id order
+            test = f"likelihood({test}, 0.001)"
+        return (f"({test} AND {kind} IN {_sqlite_types(node.value)})",
+                [node.value, self._path(node.field)])
 
 
 class PostgresCompiler(QueryCompiler):

@@ -8,6 +8,7 @@ the SQL that differs per backend comes from its compiler
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Literal
 
@@ -73,9 +74,26 @@ class AnalysisSQL:
         rows = await self._all("SELECT field FROM json_indexes ORDER BY field")
         return [JsonIndex(index_field(str(row[0]))) for row in rows]
 
-    async def _filter_compiler(self) -> QueryCompiler:
-        """The compiler of filters, knowing which JSON paths have an index."""
-        return compiler_for(self.dialect.name, await self.json_indexes())
+    async def _filter_compiler(self, where: Node | None, limit: int) -> QueryCompiler:
+        """The compiler of a filter, knowing which JSON paths have an index.
+
+        SQLite keeps no histograms, so it guesses how many programs a range on an indexed
+        path matches, and with ``ORDER BY`` may read every program in order instead. The
+        index is the better way when the filter matches fewer than sqrt(limit x programs)
+        (it reads the matches; the scan reads about limit x programs / matches rows), which
+        counting the matches up to that bound through the index tells.
+        """
+        compiler = compiler_for(self.dialect.name, await self.json_indexes())
+        if where is None or self.dialect.name != "sqlite":
+            return compiler
+        condition, params = compiler.where(where)
+        if compiler.uses_index:
+            rows = await self._all("SELECT COALESCE(MAX(rowid), 0) FROM programs")
+            bound = math.isqrt(limit * int(rows[0][0])) + 1
+            found = await self._all(f"SELECT COUNT(*) FROM (SELECT 1 FROM programs p WHERE "
+                                    f"{condition} LIMIT ?)", [*params, bound])
+            compiler.prefer_indexes = int(found[0][0]) < bound
+        return compiler
 
     async def search_code(self, terms: SearchTerms, *, limit: int = 20,
                           island: int | None = None, correct: bool | None = None
@@ -137,7 +155,13 @@ class AnalysisSQL:
     async def query_rows(self, where: Node | None, columns: Sequence[Field],
                          order: Sequence[OrderKey], limit: int) -> list[dict[str, Any]]:
         """Return the chosen fields of the programs matching ``where``, in ``order``."""
-        compiler = await self._filter_compiler()
+        rows = await self._all(*await self.query_statement(where, columns, order, limit))
+        return list(map(self._decoder(columns), rows))
+
+    async def query_statement(self, where: Node | None, columns: Sequence[Field],
+                              order: Sequence[OrderKey], limit: int) -> tuple[str, list[Any]]:
+        """The SELECT of :meth:`query_rows` and its parameters, for this run's indexes."""
+        compiler = await self._filter_compiler(where, limit)
         select, params = self._columns(columns)
         sql = f"SELECT {select} FROM programs p"
         if where is not None:
@@ -146,13 +170,12 @@ class AnalysisSQL:
             params += extra
         ordering, extra = compiler.order(order)
         sql += f" ORDER BY {ordering} LIMIT {compiler.q}"
-        rows = await self._all(sql, [*params, *extra, limit])
-        return list(map(self._decoder(columns), rows))
+        return sql, [*params, *extra, limit]
 
     async def iter_rows(self, where: Node | None, columns: Sequence[Field],
                         batch_size: int = 5000) -> AsyncIterator[list[dict[str, Any]]]:
         """Yield the chosen fields of the programs matching ``where`` in insertion order."""
-        compiler, seq = await self._filter_compiler(), self.dialect.seq
+        compiler, seq = await self._filter_compiler(where, batch_size), self.dialect.seq
         select, params = self._columns(columns)
         condition, extra = compiler.where(where) if where is not None else ("TRUE", [])
         sql = (f"SELECT {seq}, {select} FROM programs p WHERE {seq} > {compiler.q} "
