@@ -21,9 +21,9 @@ def require(module: str, purpose: str) -> Any:
                                  "\"genesis-evolve[frames]\"") from None
 
 
-async def collect_frame(batches: AsyncIterator[list[dict[str, Any]]], names: list[str]
+async def collect_frame(batches: AsyncIterator[list[tuple[Any, ...]]], names: list[str]
                         ) -> Any:
-    """Build one DataFrame with columns ``names`` from batches of rows, a frame per batch."""
+    """Build one DataFrame with columns ``names`` from batches of value tuples, a frame each."""
     pandas = require("pandas", "to_dataframe")
     frames = [pandas.DataFrame.from_records(batch, columns=names) async for batch in batches]
     if not frames:

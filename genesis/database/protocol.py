@@ -14,7 +14,7 @@ come from a small ``islands`` table kept exact by the database itself (triggers)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
@@ -248,9 +248,9 @@ class StoreReader(Protocol):
         """Return the chosen fields of the programs matching ``where``, in ``order``."""
         ...
 
-    def iter_rows(self, where: Node | None, columns: Sequence[Field],
-                  batch_size: int = 5000) -> AsyncIterator[list[dict[str, Any]]]:
-        """Yield the chosen fields of the programs matching ``where`` in insertion order."""
+    def iter_values(self, where: Node | None, columns: Sequence[Field],
+                    batch_size: int = 5000) -> AsyncGenerator[list[tuple[Any, ...]], None]:
+        """Yield the chosen fields' values (a tuple per program) in insertion order."""
         ...
 
     async def json_keys(self, column: str) -> list[str]:

@@ -1,6 +1,6 @@
 """``genesis db export``: a run's programs as CSV, JSON lines or Parquet, streamed in batches.
 
-Rows come from :meth:`~genesis.database.questions.RunQuestions.iter_rows` (every column,
+Rows come from :meth:`~genesis.database.questions.RunQuestions.value_batches` (every column,
 the JSON columns flattened into ``public_metrics.<key>`` fields, unless ``columns`` says
 otherwise), a batch at a time, so memory stays flat whatever the size of the run. In CSV a
 JSON object or list is written as JSON text and a missing value as an empty cell. Parquet
@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,6 +23,8 @@ from genesis.database.engine import AsyncProgramDatabase
 from genesis.database.errors import InvalidArgumentError
 from genesis.database.frames import require
 from genesis.database.protocol import UpgradeProgress
+from genesis.database.query_language import JSON_COLUMNS
+from genesis.database.questions import Values
 from genesis.database.url import DatabaseURL
 from genesis.ops.stores import as_url, open_source
 
@@ -44,9 +47,18 @@ class ExportResult:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
 
-def _cells(row: dict[str, Any]) -> list[Any]:
-    """A CSV line: JSON text for objects and lists (the csv module writes None as empty)."""
-    return [json.dumps(v) if v.__class__ in (dict, list) else v for v in row.values()]
+def _may_hold_json(name: str) -> bool:
+    """Whether a field can hold an object or a list: a JSON path, column or the embedding."""
+    return "." in name or name in JSON_COLUMNS or name == "embedding"
+
+
+def _csv_rows(batch: Values, positions: list[int]) -> Values:
+    """CSV lines: objects and lists as JSON text (the csv module writes None as empty)."""
+    for i in positions:
+        if not {dict, list}.isdisjoint(map(type, map(itemgetter(i), batch))):
+            batch = [(*row[:i], json.dumps(row[i]), *row[i + 1:])
+                     if row[i].__class__ in (dict, list) else row for row in batch]
+    return batch
 
 
 class _Parquet:
@@ -79,15 +91,15 @@ class _Parquet:
                                    f"rows made it a {kind} column; export it with --format "
                                    "jsonl, or leave it out with --columns")
 
-    def write(self, rows: list[dict[str, Any]]) -> None:
-        names = list(rows[0])
+    def write(self, names: list[str], batch: Values) -> None:
+        values = dict(zip(names, zip(*batch, strict=True), strict=True))
         if self.writer is None:
-            self.kinds = {name: self._kind([row[name] for row in rows]) for name in names}
+            self.kinds = {name: self._kind(list(values[name])) for name in names}
             types = {"bool": self.pa.bool_(), "double": self.pa.float64(),
                      "string": self.pa.string()}
             schema = self.pa.schema([(name, types[self.kinds[name]]) for name in names])
             self.writer = self.parquet.ParquetWriter(self.path, schema)
-        columns = {name: [self._cell(self.kinds[name], row[name], name) for row in rows]
+        columns = {name: [self._cell(self.kinds[name], value, name) for value in values[name]]
                    for name in names}
         self.writer.write_table(self.pa.table(columns, schema=self.writer.schema))
 
@@ -115,23 +127,25 @@ async def export_run(url: DatabaseURL | str, output: str | Path | IO[str], fmt: 
                   if isinstance(output, str | Path) else output)
     writer: Any = None
     try:
-        async with open_source(url) as store:
-            db = AsyncProgramDatabase(store=store)
-            async for rows in db.iter_rows(where, columns, embeddings, batch_size):
+        async with open_source(url) as store, AsyncProgramDatabase(store=store).value_batches(
+                where, columns, embeddings, batch_size) as (names, batches):
+            objects = [i for i, name in enumerate(names) if _may_hold_json(name)]
+            async for batch in batches:
                 if parquet is not None:
-                    parquet.write(rows)
+                    parquet.write(names, batch)
                 elif fmt == "jsonl":
                     assert stream is not None
-                    stream.writelines(json.dumps(row) + "\n" for row in rows)
+                    stream.writelines(json.dumps(dict(zip(names, values, strict=True))) + "\n"
+                                      for values in batch)
                 else:
                     assert stream is not None
                     if writer is None:
                         writer = csv.writer(stream)
-                        writer.writerow(list(rows[0]))
-                    writer.writerows(map(_cells, rows))
-                count += len(rows)
+                        writer.writerow(names)
+                    writer.writerows(_csv_rows(batch, objects))
+                count += len(batch)
                 if progress is not None:
-                    progress.advance(len(rows))
+                    progress.advance(len(batch))
     finally:
         if parquet is not None:
             parquet.close()

@@ -101,15 +101,13 @@ class QueryCompiler(ABC):
 
     embedding = "p.embedding"
 
-    def value(self, field: Field) -> Fragment:
-        """SQL for a field's value; JSON as JSON text (SQLite) or JSONB (PostgreSQL)."""
-        if field.path:
-            return self.json_value(field)
-        return (self.embedding if field.column == "embedding" else f"p.{field.column}"), []
+    def value(self, column: str) -> str:
+        """SQL for a column's value; JSON as JSON text (SQLite) or JSONB (PostgreSQL)."""
+        return self.embedding if column == "embedding" else f"p.{column}"
 
     @abstractmethod
-    def json_value(self, field: Field) -> Fragment:
-        """SQL for the JSON at a path, as JSON."""
+    def document(self, column: str) -> str:
+        """SQL for a JSON column's whole document as JSON text ('null' if absent or unreadable)."""
 
     @abstractmethod
     def sort_value(self, field: Field) -> Fragment:
@@ -152,9 +150,8 @@ class SQLiteCompiler(QueryCompiler):
                 f"json_valid(p.{column}) THEN CASE WHEN json_type(p.{column}) = 'object' "
                 f"THEN p.{column} END END) j ORDER BY 1")
 
-    def json_value(self, field: Field) -> Fragment:
-        column = f"p.{field.column}"
-        return f"(CASE WHEN json_valid({column}) THEN {column} -> ? END)", [self._path(field)]
+    def document(self, column: str) -> str:
+        return f"(CASE WHEN json_valid(p.{column}) THEN p.{column} ELSE 'null' END)"
 
     def sort_value(self, field: Field) -> Fragment:
         if not field.path:
@@ -213,11 +210,13 @@ class PostgresCompiler(QueryCompiler):
         return (f"SELECT DISTINCT k FROM programs p, jsonb_object_keys(CASE WHEN "
                 f"jsonb_typeof(p.{column}) = 'object' THEN p.{column} END) k ORDER BY 1")
 
-    def json_value(self, field: Field) -> Fragment:
-        return f"(p.{field.column} #> %s::text[])", [list(field.path)]
+    def document(self, column: str) -> str:
+        return f"COALESCE(p.{column}::text, 'null')"
 
     def sort_value(self, field: Field) -> Fragment:
-        return self.value(field)
+        if not field.path:
+            return f"p.{field.column}", []
+        return f"(p.{field.column} #> %s::text[])", [list(field.path)]
 
     def json_compare(self, node: Compare) -> Fragment:
         column, field = f"p.{node.field.column}", node.field

@@ -7,11 +7,12 @@ the SQL that differs per backend comes from its compiler
 
 from __future__ import annotations
 
-import json
+import asyncio
 import math
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any, Literal
 
+from genesis.database.backends.flat_rows import RowPlan, settle
 from genesis.database.backends.query_sql import QueryCompiler, compiler_for
 from genesis.database.code_search import SearchHit, SearchTerms, snippet
 from genesis.database.codec import decode_json, unpack_embedding
@@ -27,24 +28,6 @@ Direction = Literal["up", "down"]
 # each program once, by index (no join with the programs after it).
 _STEP = "id, parent_id, generation, island_idx, combined_score, correct"
 _JOIN = {"up": "q.id = c.parent_id", "down": "q.parent_id = c.id"}
-
-
-_CONSTANTS = {"true": True, "false": False, "null": None}
-
-
-def _json_value(text: str) -> Any:
-    """Decode SQLite's JSON text of one value (numbers, constants, plain strings directly)."""
-    if text in _CONSTANTS:
-        return _CONSTANTS[text]
-    first = text[0]
-    if first in "-0123456789":
-        try:
-            return int(text)
-        except ValueError:
-            return float(text)
-    if first == '"' and "\\" not in text:
-        return text[1:-1]
-    return json.loads(text)
 
 
 def _chain(name: str, direction: Direction) -> str:
@@ -117,76 +100,64 @@ class AnalysisSQL:
                                    "indexes it")
 
     def _converter(self, field: Field) -> Callable[[Any], Any] | None:
-        """How a selected field's driver value becomes its Python value (None: as it is)."""
-        sqlite = self.dialect.name == "sqlite"
-        if field.path:
-            return _json_value if sqlite else None
+        """How a selected column's driver value becomes its Python value (None: as it is)."""
         if field.column in JSON_COLUMNS:
-            return (lambda text: decode_json(text, dict)) if sqlite else None
+            return (lambda text: decode_json(text, dict)) if self.dialect.name == "sqlite" else None
         if field.column == "correct":
             return bool
         if field.column == "embedding":
             return lambda v: decode_json(v, list) if isinstance(v, str) else unpack_embedding(v)
         return None
 
-    def _decoder(self, fields: Sequence[Field]) -> Callable[[Sequence[Any]], dict[str, Any]]:
-        """Turn a row of the selected fields into a dict by field name."""
-        names = [field.name for field in fields]
-        converters = [(i, convert) for i, field in enumerate(fields)
-                      if (convert := self._converter(field)) is not None]
-
-        def decode(row: Sequence[Any]) -> dict[str, Any]:
-            values = list(row)
-            for i, convert in converters:
-                if values[i] is not None:
-                    values[i] = convert(values[i])
-            return dict(zip(names, values, strict=True))
-
-        return decode
-
-    def _columns(self, fields: Sequence[Field]) -> tuple[str, list[Any]]:
-        parts, params = [], []
-        for field in fields:
-            sql, extra = self.compiler.value(field)
-            parts.append(sql)
-            params += extra
-        return ", ".join(parts), params
+    def _plan(self, fields: Sequence[Field]) -> RowPlan:
+        """What to select for ``fields`` on this backend, and how to read their values."""
+        return RowPlan(fields, self.compiler, self._converter,
+                       lists=self.dialect.name != "sqlite")
 
     async def query_rows(self, where: Node | None, columns: Sequence[Field],
                          order: Sequence[OrderKey], limit: int) -> list[dict[str, Any]]:
         """Return the chosen fields of the programs matching ``where``, in ``order``."""
+        plan = self._plan(columns)
         rows = await self._all(*await self.query_statement(where, columns, order, limit))
-        return list(map(self._decoder(columns), rows))
+        return [dict(zip(plan.names, values, strict=True)) for values in plan.values(rows)]
 
     async def query_statement(self, where: Node | None, columns: Sequence[Field],
                               order: Sequence[OrderKey], limit: int) -> tuple[str, list[Any]]:
         """The SELECT of :meth:`query_rows` and its parameters, for this run's indexes."""
-        compiler = await self._filter_compiler(where, limit)
-        select, params = self._columns(columns)
-        sql = f"SELECT {select} FROM programs p"
+        compiler, plan = await self._filter_compiler(where, limit), self._plan(columns)
+        sql, params = f"SELECT {plan.select} FROM programs p", []
         if where is not None:
-            condition, extra = compiler.where(where)
+            condition, params = compiler.where(where)
             sql += f" WHERE {condition}"
-            params += extra
         ordering, extra = compiler.order(order)
         sql += f" ORDER BY {ordering} LIMIT {compiler.q}"
         return sql, [*params, *extra, limit]
 
-    async def iter_rows(self, where: Node | None, columns: Sequence[Field],
-                        batch_size: int = 5000) -> AsyncIterator[list[dict[str, Any]]]:
-        """Yield the chosen fields of the programs matching ``where`` in insertion order."""
+    async def iter_values(self, where: Node | None, columns: Sequence[Field],
+                          batch_size: int = 5000) -> AsyncGenerator[list[tuple[Any, ...]], None]:
+        """Yield the chosen fields' values of the programs matching ``where``, in insertion order.
+
+        The next batch is asked for before this one is yielded, so that the database reads
+        it while the caller works on this one.
+        """
         compiler, seq = await self._filter_compiler(where, batch_size), self.dialect.seq
-        select, params = self._columns(columns)
+        plan = self._plan(columns)
         condition, extra = compiler.where(where) if where is not None else ("TRUE", [])
-        sql = (f"SELECT {seq}, {select} FROM programs p WHERE {seq} > {compiler.q} "
+        sql = (f"SELECT {seq}, {plan.select} FROM programs p WHERE {seq} > {compiler.q} "
                f"AND {condition} ORDER BY {seq} LIMIT {compiler.q}")
-        decode, last = self._decoder(columns), -1
-        while True:
-            rows = await self._all(sql, [*params, last, *extra, batch_size])
-            if not rows:
-                return
-            last = rows[-1][0]
-            yield [decode(row[1:]) for row in rows]
+        rows, ahead = await self._all(sql, [-1, *extra, batch_size]), None
+        try:
+            while rows:
+                if len(rows) == batch_size:
+                    ahead = asyncio.ensure_future(
+                        self._all(sql, [rows[-1][0], *extra, batch_size]))
+                    await asyncio.sleep(0)  # the query reaches the database before the yield
+                yield plan.values(rows, offset=1)
+                rows = await ahead if ahead is not None else []
+                ahead = None
+        finally:
+            if ahead is not None:
+                await settle(ahead)
 
     async def json_keys(self, column: str) -> list[str]:
         """Return the distinct top-level keys of a JSON column (one of JSON_COLUMNS)."""
