@@ -10,7 +10,6 @@ become ``double``, booleans ``bool``, the rest strings (JSON text for objects an
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from genesis.database.protocol import UpgradeProgress
 from genesis.database.query_language import JSON_COLUMNS
 from genesis.database.questions import Values
 from genesis.database.url import DatabaseURL
+from genesis.ops.csv_lines import csv_lines
 from genesis.ops.stores import as_url, open_source
 
 __all__ = ["FORMATS", "ExportResult", "export_run"]
@@ -53,7 +53,7 @@ def _may_hold_json(name: str) -> bool:
 
 
 def _csv_rows(batch: Values, positions: list[int]) -> Values:
-    """CSV lines: objects and lists as JSON text (the csv module writes None as empty)."""
+    """Rows for CSV: objects and lists as JSON text (None is written as an empty cell)."""
     for i in positions:
         if not {dict, list}.isdisjoint(map(type, map(itemgetter(i), batch))):
             batch = [(*row[:i], json.dumps(row[i]), *row[i + 1:])
@@ -125,7 +125,6 @@ async def export_run(url: DatabaseURL | str, output: str | Path | IO[str], fmt: 
     if parquet is None:
         stream = (open(output, "w", newline="", encoding="utf-8")  # noqa: SIM115
                   if isinstance(output, str | Path) else output)
-    writer: Any = None
     try:
         async with open_source(url) as store, AsyncProgramDatabase(store=store).value_batches(
                 where, columns, embeddings, batch_size) as (names, batches):
@@ -139,10 +138,9 @@ async def export_run(url: DatabaseURL | str, output: str | Path | IO[str], fmt: 
                                       for values in batch)
                 else:
                     assert stream is not None
-                    if writer is None:
-                        writer = csv.writer(stream)
-                        writer.writerow(names)
-                    writer.writerows(_csv_rows(batch, objects))
+                    if not count:
+                        stream.write(csv_lines([names]))
+                    stream.write(csv_lines(_csv_rows(batch, objects)))
                 count += len(batch)
                 if progress is not None:
                     progress.advance(len(batch))
