@@ -771,16 +771,22 @@ class SQLSession(AnalysisSQL, ABC):
                 self.dialect.raise_metadata_sql(f"SELECT ?, ? WHERE {guard}"),
                 [(key, _numeric_text(value), *check) for key, value in changes.raised.items()]))
         if changes.moves:
-            append = self.dialect.append_json.replace("{column}", "migration_history")
-            statements.append(Statement(sql(
-                f"UPDATE programs SET island_idx = ?, migration_history = {append} "
-                f"WHERE id = ? AND {guard}"),
-                [(island, self._json_param(dumps(event)), pid, *check)
-                 for pid, island, event in changes.moves]))
+            statements.append(self.moves_statement(changes.moves, guard, check))
         counter = f"CASE WHEN {guard} THEN ? ELSE ? END"  # applied, or refused by the guard
         statements.append(Statement(sql(_COUNT_UP.format(key=counter)),
                                     [(*check, MAINTENANCE_RUNS, MAINTENANCE_CONFLICTS)]))
         return statements
+
+    def moves_statement(self, moves: Sequence[tuple[str, int, dict[str, Any]]], guard: str,
+                        check: Sequence[Any]) -> Statement:
+        """The UPDATE moving (id, island, event) programs while ``guard`` (on ``check``) holds,
+        appending each event to the program's migration history."""
+        append = self.dialect.append_json.replace("{column}", "migration_history")
+        return Statement(self.dialect.sql(
+            f"UPDATE programs SET island_idx = ?, migration_history = {append} "
+            f"WHERE id = ? AND {guard}"),
+            [(island, self._json_param(dumps(event)), pid, *check)
+             for pid, island, event in moves])
 
     def offer_statements(self, offer: Offer, archive_size: int, token: str
                          ) -> list[Statement]:
@@ -797,11 +803,13 @@ class SQLSession(AnalysisSQL, ABC):
             statements.append(Statement(sql(
                 "INSERT INTO archive (program_id) SELECT id FROM programs WHERE id = ? AND "
                 "correct ON CONFLICT DO NOTHING"), [(pid,) for pid in offer.archive]))
+            # Only an archive over its size is trimmed; its members are looked up by primary
+            # key (as in q_archive_members), not joined: a join may scan every program.
             statements.append(Statement(sql(
-                "DELETE FROM archive WHERE program_id NOT IN (SELECT a.program_id FROM archive "
-                "a JOIN programs p ON p.id = a.program_id ORDER BY p.correct DESC, "
-                "p.combined_score DESC NULLS LAST, p.timestamp DESC, a.program_id LIMIT ?)"),
-                [(archive_size,)]))
+                "DELETE FROM archive WHERE (SELECT COUNT(*) FROM archive) > ? AND program_id "
+                f"NOT IN (SELECT p.id FROM programs p WHERE {self.dialect.archived} ORDER BY "
+                "p.correct DESC, p.combined_score DESC NULLS LAST, p.timestamp DESC, p.id "
+                "LIMIT ?)"), [(archive_size, archive_size)]))
         best = offer.best
         if best is not None:
             score = _numeric_text(best.combined_score or 0.0)
