@@ -55,10 +55,12 @@ __all__ = [
     "STATE_KEYS",
     "Dialect",
     "EncodedProgram",
+    "IslandMembers",
     "Query",
     "SQLSession",
     "Statement",
     "encode_for_insert",
+    "island_members",
     "metric_name",
 ]
 
@@ -174,6 +176,24 @@ def encode_for_insert(
 
 def _summary(row: Sequence[Any]) -> ProgramSummary:
     return ProgramSummary(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6])
+
+
+@dataclass(frozen=True)
+class IslandMembers:
+    """An island's embedded programs as (id, seq, blob or None), and its departures counter.
+
+    ``full``: ``members`` are all of them, in id order; otherwise only the newcomers since
+    the cache's ``after_seq``, the others being the ones it knows (no member left).
+    """
+
+    full: bool
+    members: list[tuple[str, int, bytes | None]]
+    departures: int | None
+
+
+def island_members(rows: Sequence[Sequence[Any]]) -> list[tuple[str, int, bytes | None]]:
+    """(id, seq, blob or None) of rows of programs."""
+    return [(r[0], int(r[1]), None if r[2] is None else bytes(r[2])) for r in rows]
 
 
 def _numeric_text(value: float) -> str:
@@ -633,19 +653,21 @@ class SQLSession(AnalysisSQL, ABC):
         return Query(sql, (*params, max(0, int(offset))),
                      lambda rows: self._program(rows[0]) if rows else None)
 
-    def q_island_embeddings(self, island: int, after_seq: int) -> Query:
-        """(id, seq, blob) of an island's embedded programs by id; blobs only past ``after_seq``.
+    def q_island_embeddings(self, island: int, after_seq: int,
+                            known: tuple[int, int] | None = None) -> Query:
+        """An island's embedded programs as :class:`IslandMembers`; blobs only past ``after_seq``.
 
         A cache that has seen every program up to ``after_seq`` learns the island's current
-        members and receives only the embeddings it lacks, in one round trip.
+        members and receives only the embeddings it lacks, in one round trip. ``known`` (the
+        island's departures and member count as the cache last saw them) lets a backend
+        that counts them send only the newcomers while no member left; here every member
+        is listed.
         """
         seq, column = self.dialect.seq, f"p.{self.dialect.embedding_column}"
         return Query(self.dialect.sql(
             f"SELECT p.id, {seq}, CASE WHEN {seq} > ? THEN {column} END FROM programs p "
             f"WHERE p.island_idx = ? AND {column} IS NOT NULL ORDER BY p.id"),
-            (after_seq, island),
-            lambda rows: [(r[0], int(r[1]), None if r[2] is None else bytes(r[2]))
-                          for r in rows])
+            (after_seq, island), lambda rows: IslandMembers(True, island_members(rows), None))
 
     def state_queries(self) -> list[Query]:
         """The reads that make up a :class:`SelectionState`, to add to any flight.
