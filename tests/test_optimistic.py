@@ -48,6 +48,32 @@ async def test_changes_apply_while_the_token_is_current(store_url: DatabaseURL) 
                                          MAINTENANCE_LOCKED_RUNS: 0}
 
 
+async def test_guarded_moves_apply_together_and_only_while_current(
+        store_url: DatabaseURL) -> None:
+    history = [{"generation": 1, "from": 1, "to": 0}]
+    programs = [make_program(score=0.1 * i, correct=i != 2, migration_history=history)
+                for i in range(1, 5)]
+    async with create_store(store_url) as store:
+        await store.add_many(programs)
+        async with store.read() as reader:
+            token = (await reader.selection_state()).metadata.get(SELECTION_TOKEN)
+        event = {"generation": 4, "from": 0, "to": 1}
+        moves = [(p.id, 1, event) for p in programs[1:]]
+        applied, after = await store.apply_changes(Changes(moves=moves), token)
+        assert applied
+        assert [(s.island_idx, s.programs, s.correct, s.best_score) for s in after.islands] \
+            == [(0, 1, 1, 0.1), (1, 3, 2, 0.4)]
+        stale, _ = await store.apply_changes(Changes(moves=[(programs[0].id, 1, event)]), token)
+        assert not stale
+        async with store.read() as reader:
+            stored = {p.id: p for p in await reader.get_many([p.id for p in programs])}
+    assert stored[programs[0].id].island_idx == 0
+    assert stored[programs[0].id].migration_history == history
+    for program in programs[1:]:
+        assert stored[program.id].island_idx == 1
+        assert stored[program.id].migration_history == [*history, event]
+
+
 async def test_count_up_starts_at_one(store: ProgramStore) -> None:
     for _ in range(3):
         async with store.write() as writer:

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from genesis.database import DatabaseConfig, DatabaseURL, create_store
+from genesis.database.backends import postgres_schema
 from genesis.database.backends.postgres import drop_run
 from genesis.database.backends.postgres_schema import SCHEMA_VERSION, render_ddl
 from genesis.database.backends.postgres_session import PostgresSession, qualify
@@ -106,25 +107,38 @@ async def _rows(session: PostgresSession, query: str) -> list[tuple[Any, ...]]:
     return await session._all(query)
 
 
-async def _islands_match_programs(store: ProgramStore) -> None:
+async def _islands_match_programs(store: ProgramStore) -> dict[int, int]:
+    """Check the counters against the programs; return each island's departures."""
     async with store.read() as reader:
         counters = await _rows(
-            reader, "SELECT island_idx, programs, correct, best_score FROM islands "
+            reader, "SELECT island_idx, programs, correct, best_score, embedded FROM islands "
                     "WHERE programs > 0 ORDER BY 1")
         truth = await _rows(
             reader,
             "SELECT COALESCE(island_idx, -1), COUNT(*), COUNT(*) FILTER (WHERE correct), "
-            "MAX(combined_score) FILTER (WHERE correct) FROM programs GROUP BY 1 ORDER BY 1")
+            "MAX(combined_score) FILTER (WHERE correct), "
+            "COUNT(*) FILTER (WHERE embedding IS NOT NULL) FROM programs GROUP BY 1 ORDER BY 1")
+        departures = await _rows(reader, "SELECT island_idx, departures FROM islands")
     assert counters == truth
+    return dict(departures)
+
+
+def _members(rows: list[tuple[Any, ...]]) -> dict[int, set[str]]:
+    found: dict[int, set[str]] = {}
+    for island, pid in rows:
+        found.setdefault(island, set()).add(pid)
+    return found
 
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("backend", ["postgres"])
 async def test_island_counters_stay_exact_under_bulk_changes(store: ProgramStore) -> None:
-    programs = [make_program(island=i % 3 if i % 7 else None, correct=i % 4 != 0)
-                for i in range(60)]
+    programs = [make_program(island=i % 3 if i % 7 else None, correct=i % 4 != 0,
+                             embedding_dim=2 if i % 5 else 0) for i in range(60)]
     await store.add_many(programs)
-    await _islands_match_programs(store)
+    departures = await _islands_match_programs(store)
+    assert set(departures.values()) == {0}
+    members_sql = "SELECT COALESCE(island_idx, -1), id FROM programs WHERE embedding IS NOT NULL"
     statements = [
         "UPDATE programs SET island_idx = (island_idx + 1) % 3 WHERE generation = 0 "
         "AND island_idx IS NOT NULL AND combined_score > 0.5",
@@ -132,10 +146,42 @@ async def test_island_counters_stay_exact_under_bulk_changes(store: ProgramStore
         "UPDATE programs SET combined_score = combined_score / 2 WHERE island_idx = 1",
         "UPDATE programs SET island_idx = NULL WHERE combined_score > 0.8",
         "UPDATE programs SET children_count = children_count + 1",
+        "UPDATE programs SET embedding = NULL WHERE combined_score BETWEEN 0.6 AND 0.7",
         "DELETE FROM programs WHERE combined_score BETWEEN 0.2 AND 0.45",
         "DELETE FROM programs WHERE island_idx IS NULL AND correct",
     ]
     for statement in statements:
+        async with store.read() as reader:
+            before = _members(await _rows(reader, members_sql))
         async with store.write() as writer:
             await writer.conn.execute(qualify(statement, writer.schema))
-        await _islands_match_programs(store)
+        counted = await _islands_match_programs(store)
+        async with store.read() as reader:
+            after = _members(await _rows(reader, members_sql))
+        for island, members in before.items():  # each member that left is one departure
+            left = len(members - after.get(island, set()))
+            assert counted.get(island, 0) - departures.get(island, 0) == left, statement
+        departures = counted
+
+
+@pytest.mark.postgres
+async def test_a_version_4_run_gets_exact_membership_counters() -> None:
+    url = dataclasses.replace(require_postgres(), run=f"t_v4_{uuid.uuid4().hex[:8]}")
+    schema = postgres_schema.schema_name(url.run)
+    insert = (f"INSERT INTO {schema}.programs (id, code, island_idx, timestamp, embedding) "
+              "VALUES (%s, 'x = 1', %s, 0, %s)")
+    try:
+        with psycopg.connect(url.conninfo(), autocommit=True) as conn:
+            for statement in postgres_schema._statements(schema, 0, 4):
+                conn.execute(statement)
+            for index in range(9):
+                conn.execute(insert, (f"p{index}", index % 2, b"\0" * 8 if index % 3 else None))
+        async with create_store(url, DatabaseConfig(pool_max_size=2)) as store:
+            assert store.upgraded_from == 4
+            assert await store.schema_version() == SCHEMA_VERSION == 6
+            assert await _islands_match_programs(store) == {0: 0, 1: 0}
+            async with store.write() as writer:
+                await writer.move_program("p1", 0, {"generation": 1})
+            assert await _islands_match_programs(store) == {0: 0, 1: 1}
+    finally:
+        await drop_run(url)

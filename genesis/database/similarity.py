@@ -2,9 +2,11 @@
 
 Embeddings are immutable once stored, so each island keeps its normalised vectors in
 float32 matrices (one per vector length) that only grow: a call lists the island's
-current ids together with the blobs of programs newer than any it has seen (one query),
-appends them, and computes every similarity with one matrix-vector product (``einsum``
-rather than BLAS, whose worker threads keep spinning after each call and take a whole core
+current ids together with the blobs of programs newer than any it has seen (one query;
+on PostgreSQL only those newcomers while the island's counters show that no member left
+and none arrived unseen), appends them, and computes every similarity with one
+matrix-vector product (``einsum`` rather than BLAS, whose worker threads keep spinning
+after each call and take a whole core
 from the event loop). Programs that left the island leave unused rows behind, compacted
 away when they outnumber the live ones. Islands are evicted least-recently-used beyond a
 memory budget. As in ShinkaEvolve, a vector of another length, or a zero vector, has
@@ -48,6 +50,12 @@ class _Island:
     blocks: dict[int, _Block] = field(default_factory=dict)
     selection: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     seen_seq: int = -1  # every program of the run up to this sequence number has been seen
+    departures: int | None = None  # the island's departures counter when ``ids`` were read
+
+    @property
+    def known(self) -> tuple[int, int] | None:
+        """(departures, member count) as last read, if the store counts departures."""
+        return None if self.departures is None else (self.departures, len(self.ids))
 
     @property
     def nbytes(self) -> int:
@@ -98,8 +106,12 @@ class SimilarityIndex:
         """
         cache = self._islands.setdefault(island, _Island())
         self._islands.move_to_end(island)
-        (rows,) = await reader.fetch(reader.q_island_embeddings(island, cache.seen_seq))
-        ids = [pid for pid, _, _ in rows]
+        (found,) = await reader.fetch(
+            reader.q_island_embeddings(island, cache.seen_seq, cache.known))
+        rows = found.members
+        ids = [pid for pid, _, _ in rows] if found.full else \
+            sorted([*cache.ids, *(pid for pid, _, _ in rows)])
+        cache.departures = found.departures
         if cache.ids != ids:
             for pid, seq, blob in rows:
                 if blob is not None and pid not in cache.where:

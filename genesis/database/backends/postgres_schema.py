@@ -6,9 +6,12 @@ ShinkaEvolve tables, 2: Genesis' indexes, island counters and job index), so bot
 report the same version for the same schema level; 3 (PostgreSQL only) notifies listeners of
 new programs; 4 indexes code for search (a ``tsvector`` column kept by a trigger, filled for
 existing programs in batches, then a GIN index: an interrupted fill resumes where it
-stopped). ``genesis_schema`` records one row per applied step. Upgrades run in one
-transaction begun once an advisory lock derived from the schema name is held, and re-read
-the version first: many workers starting at once on a new run create it exactly once.
+stopped); 5 holds the catalogue of JSON path indexes; 6 counts each island's embedded
+programs and their departures (similarity caches learn from them whether they still know
+an island's members). ``genesis_schema`` records
+one row per applied step. Upgrades run in one transaction begun once an advisory lock
+derived from the schema name is held, and re-read the version first: many workers starting
+at once on a new run create it exactly once.
 :func:`render_ddl` returns the same statements as one script; it is the source of
 ``docker/init-db.sql``.
 """
@@ -37,7 +40,8 @@ __all__ = [
     "schema_name",
 ]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
+_SEARCH_VERSION = 4  # the step whose code words prepare() fills in batches
 FILL_BATCH = 5_000  # programs indexed for code search per transaction of the upgrade
 SCHEMA_PREFIX = "genesis_"
 # The advisory lock of whoever creates, upgrades or drops a run's schema. Its one-bigint key
@@ -115,6 +119,15 @@ def _fill(template: str, **parts: str) -> str:
     """Replace each ``{name}`` in a template (JSON and $$ bodies make str.format unusable)."""
     for name, text in parts.items():
         template = template.replace("{" + name + "}", text)
+    return template
+
+
+def _patched(template: str, *edits: tuple[str, str]) -> str:
+    """A template with each (old, new) edit made; every ``old`` must be in it."""
+    for before, after in edits:
+        if before not in template:
+            raise ValueError(f"{before!r} is not in the template")
+        template = template.replace(before, after)
     return template
 
 
@@ -285,6 +298,63 @@ _JSON_INDEXES = (
     "created_at TIMESTAMPTZ NOT NULL DEFAULT now())",
 )
 
+# Island membership for similarity caches: each island's count of programs with an
+# embedding, and of departures (an embedded program leaving it: moved, its embedding
+# removed, deleted). While ``departures`` stands still, the island only gained programs, so
+# a cache that knows its members and counts the newcomers knows whether it missed any.
+# Idempotent (an interrupted upgrade runs it again).
+_MEMBERS_COUNT = "COUNT(*) FILTER (WHERE embedding IS NOT NULL)"
+_REPLACE = ("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
+_MEMBERS_ADD = _patched(
+    _ADD_COUNTS,
+    ("(island_idx, programs, correct, best_score)",
+     "(island_idx, programs, correct, best_score, embedded, departures)"),
+    ("GREATEST(i.best_score, excluded.best_score)",
+     "GREATEST(i.best_score, excluded.best_score),\n"
+     "        embedded = i.embedded + excluded.embedded,\n"
+     "        departures = i.departures + excluded.departures"))
+_MEMBERS_UPDATE = _patched(
+    _UPDATE_FUNCTION, _REPLACE,
+    ("n.combined_score AS new_score",
+     "n.combined_score AS new_score,\n"
+     "               o.embedding IS NOT NULL AS old_embedded,\n"
+     "               n.embedding IS NOT NULL AS new_embedded,\n"
+     "               o.island_idx IS NOT DISTINCT FROM n.island_idx AS stayed"),
+    ("(o.island_idx, o.correct, o.combined_score)\n"
+     "              IS DISTINCT FROM (n.island_idx, n.correct, n.combined_score)",
+     "(o.island_idx, o.correct, o.combined_score, o.embedding IS NULL) IS DISTINCT FROM\n"
+     "              (n.island_idx, n.correct, n.combined_score, n.embedding IS NULL)"),
+    ("CASE WHEN new_correct THEN new_score END AS score",
+     "CASE WHEN new_correct THEN new_score END AS score,\n"
+     "               new_embedded::INTEGER AS embedded, 0 AS departures"),
+    ("SELECT COALESCE(old_island, -1), -1, -old_correct::INTEGER, NULL",
+     "SELECT COALESCE(old_island, -1), -1, -old_correct::INTEGER, NULL,\n"
+     "               -old_embedded::INTEGER,\n"
+     "               (old_embedded AND NOT COALESCE(new_embedded AND stayed, FALSE))::INTEGER"))
+_MEMBERS = (
+    "ALTER TABLE {s}.islands ADD COLUMN IF NOT EXISTS embedded INTEGER NOT NULL DEFAULT 0, "
+    "ADD COLUMN IF NOT EXISTS departures BIGINT NOT NULL DEFAULT 0",
+    f"""UPDATE {{s}}.islands i SET embedded = c.embedded
+    FROM (SELECT COALESCE(island_idx, -1) AS island_idx, {_MEMBERS_COUNT} AS embedded
+          FROM {{s}}.programs GROUP BY 1) c
+    WHERE i.island_idx = c.island_idx""",
+    _fill(_patched(_INSERT_FUNCTION, _REPLACE), add=_fill(_MEMBERS_ADD, counts=_fill(_patched(
+        _ISLAND_COUNTS, ("FILTER (WHERE correct)\n",
+                         f"FILTER (WHERE correct),\n           {_MEMBERS_COUNT}, 0\n")),
+        rows="new_rows"))),
+    _fill(_MEMBERS_UPDATE, best=_BEST, add=_fill(_MEMBERS_ADD, counts=_patched(
+        _DELTA_COUNTS, ("MAX(score)", "MAX(score), SUM(embedded), SUM(departures)")))),
+    _fill(_patched(
+        _DELETE_FUNCTION, _REPLACE,
+        ("correct = i.correct - g.correct,",
+         "correct = i.correct - g.correct, embedded = i.embedded - g.embedded,\n"
+         "        departures = i.departures + g.embedded,"),
+        ("COUNT(*) FILTER (WHERE correct) AS correct",
+         "COUNT(*) FILTER (WHERE correct) AS correct,\n"
+         f"                 {_MEMBERS_COUNT} AS embedded")),
+        best=_BEST),
+)
+
 # STEPS[k] brings a schema from version k to k + 1.
 STEPS: tuple[tuple[str, ...], ...] = (
     _TABLES,  # 0 -> 1: the ShinkaEvolve tables with PostgreSQL types
@@ -292,8 +362,8 @@ STEPS: tuple[tuple[str, ...], ...] = (
     _NOTIFY,  # 2 -> 3: NOTIFY on insert, for live views
     _SEARCH + _SEARCH_INDEX,  # 3 -> 4: code search (prepare() fills in batches before the index)
     _JSON_INDEXES,  # 4 -> 5: the catalogue of JSON path indexes
+    _MEMBERS,  # 5 -> 6: island membership counters, for similarity caches
 )
-_SEARCH_STEP = 3  # STEPS[3] is code search, whose words are filled between its two halves
 assert len(STEPS) == SCHEMA_VERSION
 
 
@@ -378,18 +448,17 @@ async def prepare(
             before = await read_version(conn, schema)
             if before == SCHEMA_VERSION:
                 return before, before
-            split = max(before, _SEARCH_STEP)
-            for statement in _statements(schema, before, split):
-                await conn.execute(statement)
-            if before <= _SEARCH_STEP:
+            if before < _SEARCH_VERSION:
+                for statement in _statements(schema, before, _SEARCH_VERSION - 1):
+                    await conn.execute(statement)
                 for template in _SEARCH:
                     await conn.execute(_fill(template, s=schema))
-        if before <= _SEARCH_STEP:
+        if before < _SEARCH_VERSION:
             await _fill_code_words(conn, schema, progress)
         async with ddl_lock(conn, schema):
-            if await read_version(conn, schema) < SCHEMA_VERSION:
-                for statement in _statements(schema, split):
-                    await conn.execute(statement)
+            version = await read_version(conn, schema)
+            for statement in _statements(schema, max(version, _SEARCH_VERSION - 1)):
+                await conn.execute(statement)
     return before, SCHEMA_VERSION
 
 

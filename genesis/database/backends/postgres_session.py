@@ -18,8 +18,15 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from genesis.database.backends.sql import Dialect, Query, SQLSession, Statement
-from genesis.database.codec import JSON_COLUMNS, PROGRAM_COLUMNS
+from genesis.database.backends.sql import (
+    Dialect,
+    IslandMembers,
+    Query,
+    SQLSession,
+    Statement,
+    island_members,
+)
+from genesis.database.codec import JSON_COLUMNS, PROGRAM_COLUMNS, dumps
 from genesis.database.errors import translating
 from genesis.database.url import DatabaseURL
 
@@ -78,6 +85,27 @@ _RELATION_SIZES = (
     "WHERE n.nspname = %s AND c.relkind IN ('r', 'i') ORDER BY c.relname"
 )
 
+# An island's members in one statement (one snapshot): a first row (id NULL) with its
+# departures counter and whether the caller's view is stale (a member left, or more arrived
+# than the newcomers past its seq: a late commit, a migrant); then only the newcomers, or,
+# when stale, every member. Parameters: island, after seq, then the caller's departures and
+# member count (NULL: unknown), then after seq and island again.
+_ISLAND_MEMBERS = """WITH arrived AS MATERIALIZED (
+    SELECT p.id, p.seq, p.embedding FROM programs p
+    WHERE p.island_idx = %s AND p.embedding IS NOT NULL AND p.seq > %s
+), head AS MATERIALIZED (
+    SELECT i.departures, NOT COALESCE(i.departures = %s
+                                      AND i.embedded = %s + (SELECT COUNT(*) FROM arrived),
+                                      FALSE) AS stale
+    FROM (SELECT) AS one LEFT JOIN islands i ON i.island_idx = %s
+)
+SELECT NULL, NULL, NULL, departures, stale FROM head
+UNION ALL
+SELECT id, seq, embedding, NULL, NULL FROM arrived WHERE NOT (SELECT stale FROM head)
+UNION ALL
+SELECT p.id, p.seq, CASE WHEN p.seq > %s THEN p.embedding END, NULL, NULL FROM programs p
+WHERE p.island_idx = %s AND p.embedding IS NOT NULL AND (SELECT stale FROM head)"""
+
 _STANDBYS = (
     "SELECT application_name, COALESCE(host(client_addr), 'local'), state, sync_state, "
     "pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), "
@@ -119,6 +147,15 @@ def _copy_row(values: Sequence[Any]) -> list[Any]:
     """Wrap the JSON texts of an encoded row so COPY sends them as JSONB unchanged."""
     return [Jsonb(jsonb_text(v), dumps=str) if i in _JSON_POSITIONS else v
             for i, v in enumerate(values)]
+
+
+def _island_members(rows: list[Sequence[Any]]) -> IslandMembers:
+    """Decode :data:`_ISLAND_MEMBERS`: the head row, then members (sorted by id if all)."""
+    head = next(row for row in rows if row[0] is None)
+    members = island_members([row for row in rows if row[0] is not None])
+    if head[4]:
+        members.sort()
+    return IslandMembers(bool(head[4]), members, None if head[3] is None else int(head[3]))
 
 
 class PostgresSession(SQLSession):
@@ -192,6 +229,26 @@ class PostgresSession(SQLSession):
 
     def _json_param(self, text: str | None) -> str | None:
         return None if text is None else jsonb_text(text)
+
+    def q_island_embeddings(self, island: int, after_seq: int,
+                            known: tuple[int, int] | None = None) -> Query:
+        """An island's members: only the newcomers while ``known`` (departures, count) holds."""
+        departures, count = known if known is not None else (None, None)
+        return Query(_ISLAND_MEMBERS, (island, after_seq, departures, count, island,
+                                       after_seq, island), _island_members)
+
+    def moves_statement(self, moves: Sequence[tuple[str, int, dict[str, Any]]], guard: str,
+                        check: Sequence[Any]) -> Statement:
+        """One UPDATE for all the moves, in id order: the island counters' statement trigger
+        then runs once for the migration instead of once per moved program."""
+        ordered = sorted(moves, key=lambda move: move[0])
+        return Statement(
+            "UPDATE programs p SET island_idx = m.island, migration_history = "
+            "COALESCE(p.migration_history, '[]'::jsonb) || jsonb_build_array(m.event::jsonb) "
+            "FROM unnest(%s::text[], %s::int4[], %s::text[]) AS m(id, island, event) "
+            f"WHERE p.id = m.id AND {self.dialect.sql(guard)}",
+            [([pid for pid, _, _ in ordered], [island for _, island, _ in ordered],
+              [jsonb_text(dumps(event)) for _, _, event in ordered], *check)])
 
     async def _flight(self, writes: Sequence[Statement], reads: Sequence[Query],
                       transaction: bool = False) -> list[list[Sequence[Any]]]:

@@ -55,10 +55,12 @@ __all__ = [
     "STATE_KEYS",
     "Dialect",
     "EncodedProgram",
+    "IslandMembers",
     "Query",
     "SQLSession",
     "Statement",
     "encode_for_insert",
+    "island_members",
     "metric_name",
 ]
 
@@ -174,6 +176,24 @@ def encode_for_insert(
 
 def _summary(row: Sequence[Any]) -> ProgramSummary:
     return ProgramSummary(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6])
+
+
+@dataclass(frozen=True)
+class IslandMembers:
+    """An island's embedded programs as (id, seq, blob or None), and its departures counter.
+
+    ``full``: ``members`` are all of them, in id order; otherwise only the newcomers since
+    the cache's ``after_seq``, the others being the ones it knows (no member left).
+    """
+
+    full: bool
+    members: list[tuple[str, int, bytes | None]]
+    departures: int | None
+
+
+def island_members(rows: Sequence[Sequence[Any]]) -> list[tuple[str, int, bytes | None]]:
+    """(id, seq, blob or None) of rows of programs."""
+    return [(r[0], int(r[1]), None if r[2] is None else bytes(r[2])) for r in rows]
 
 
 def _numeric_text(value: float) -> str:
@@ -633,19 +653,21 @@ class SQLSession(AnalysisSQL, ABC):
         return Query(sql, (*params, max(0, int(offset))),
                      lambda rows: self._program(rows[0]) if rows else None)
 
-    def q_island_embeddings(self, island: int, after_seq: int) -> Query:
-        """(id, seq, blob) of an island's embedded programs by id; blobs only past ``after_seq``.
+    def q_island_embeddings(self, island: int, after_seq: int,
+                            known: tuple[int, int] | None = None) -> Query:
+        """An island's embedded programs as :class:`IslandMembers`; blobs only past ``after_seq``.
 
         A cache that has seen every program up to ``after_seq`` learns the island's current
-        members and receives only the embeddings it lacks, in one round trip.
+        members and receives only the embeddings it lacks, in one round trip. ``known`` (the
+        island's departures and member count as the cache last saw them) lets a backend
+        that counts them send only the newcomers while no member left; here every member
+        is listed.
         """
         seq, column = self.dialect.seq, f"p.{self.dialect.embedding_column}"
         return Query(self.dialect.sql(
             f"SELECT p.id, {seq}, CASE WHEN {seq} > ? THEN {column} END FROM programs p "
             f"WHERE p.island_idx = ? AND {column} IS NOT NULL ORDER BY p.id"),
-            (after_seq, island),
-            lambda rows: [(r[0], int(r[1]), None if r[2] is None else bytes(r[2]))
-                          for r in rows])
+            (after_seq, island), lambda rows: IslandMembers(True, island_members(rows), None))
 
     def state_queries(self) -> list[Query]:
         """The reads that make up a :class:`SelectionState`, to add to any flight.
@@ -771,16 +793,22 @@ class SQLSession(AnalysisSQL, ABC):
                 self.dialect.raise_metadata_sql(f"SELECT ?, ? WHERE {guard}"),
                 [(key, _numeric_text(value), *check) for key, value in changes.raised.items()]))
         if changes.moves:
-            append = self.dialect.append_json.replace("{column}", "migration_history")
-            statements.append(Statement(sql(
-                f"UPDATE programs SET island_idx = ?, migration_history = {append} "
-                f"WHERE id = ? AND {guard}"),
-                [(island, self._json_param(dumps(event)), pid, *check)
-                 for pid, island, event in changes.moves]))
+            statements.append(self.moves_statement(changes.moves, guard, check))
         counter = f"CASE WHEN {guard} THEN ? ELSE ? END"  # applied, or refused by the guard
         statements.append(Statement(sql(_COUNT_UP.format(key=counter)),
                                     [(*check, MAINTENANCE_RUNS, MAINTENANCE_CONFLICTS)]))
         return statements
+
+    def moves_statement(self, moves: Sequence[tuple[str, int, dict[str, Any]]], guard: str,
+                        check: Sequence[Any]) -> Statement:
+        """The UPDATE moving (id, island, event) programs while ``guard`` (on ``check``) holds,
+        appending each event to the program's migration history."""
+        append = self.dialect.append_json.replace("{column}", "migration_history")
+        return Statement(self.dialect.sql(
+            f"UPDATE programs SET island_idx = ?, migration_history = {append} "
+            f"WHERE id = ? AND {guard}"),
+            [(island, self._json_param(dumps(event)), pid, *check)
+             for pid, island, event in moves])
 
     def offer_statements(self, offer: Offer, archive_size: int, token: str
                          ) -> list[Statement]:
@@ -797,11 +825,13 @@ class SQLSession(AnalysisSQL, ABC):
             statements.append(Statement(sql(
                 "INSERT INTO archive (program_id) SELECT id FROM programs WHERE id = ? AND "
                 "correct ON CONFLICT DO NOTHING"), [(pid,) for pid in offer.archive]))
+            # Only an archive over its size is trimmed; its members are looked up by primary
+            # key (as in q_archive_members), not joined: a join may scan every program.
             statements.append(Statement(sql(
-                "DELETE FROM archive WHERE program_id NOT IN (SELECT a.program_id FROM archive "
-                "a JOIN programs p ON p.id = a.program_id ORDER BY p.correct DESC, "
-                "p.combined_score DESC NULLS LAST, p.timestamp DESC, a.program_id LIMIT ?)"),
-                [(archive_size,)]))
+                "DELETE FROM archive WHERE (SELECT COUNT(*) FROM archive) > ? AND program_id "
+                f"NOT IN (SELECT p.id FROM programs p WHERE {self.dialect.archived} ORDER BY "
+                "p.correct DESC, p.combined_score DESC NULLS LAST, p.timestamp DESC, p.id "
+                "LIMIT ?)"), [(archive_size, archive_size)]))
         best = offer.best
         if best is not None:
             score = _numeric_text(best.combined_score or 0.0)
