@@ -7,11 +7,14 @@ import asyncio
 import pytest
 
 from genesis.database import AsyncProgramDatabase, DatabaseConfig, DatabaseURL, create_store
+from genesis.database.islands import LAST_MIGRATION_KEY
+from genesis.database.offers import offer_of
 from genesis.database.optimistic import Changes
 from genesis.database.protocol import (
     MAINTENANCE_CONFLICTS,
     MAINTENANCE_LOCKED_RUNS,
     MAINTENANCE_RUNS,
+    MIGRATION_TOKEN,
     SELECTION_TOKEN,
     ProgramStore,
 )
@@ -32,14 +35,14 @@ async def test_changes_apply_while_the_token_is_current(store_url: DatabaseURL) 
         await store.add_many([first, second])
         async with store.read() as reader:
             state = await reader.selection_state()
-        applied, after = await store.apply_changes(Changes(archive_add=[first.id]),
-                                                   state.metadata.get(SELECTION_TOKEN))
+        guards = {SELECTION_TOKEN: state.metadata.get(SELECTION_TOKEN)}
+        applied, after = await store.apply_changes(Changes(archive_add=[first.id]), guards)
         assert applied and [m.id for m in after.archive] == [first.id]
         assert after.metadata[SELECTION_TOKEN] != state.metadata.get(SELECTION_TOKEN)
         # A decision made on the old state is refused whole, and the fresh state returned.
         stale = Changes(archive_add=[second.id], archive_remove=[first.id],
                         metadata={"best_program_id": second.id})
-        applied, fresh = await store.apply_changes(stale, state.metadata.get(SELECTION_TOKEN))
+        applied, fresh = await store.apply_changes(stale, guards)
         assert not applied and fresh == after
         async with store.read() as reader:
             assert [m.id for m in await reader.archive_members()] == [first.id]
@@ -59,11 +62,13 @@ async def test_guarded_moves_apply_together_and_only_while_current(
             token = (await reader.selection_state()).metadata.get(SELECTION_TOKEN)
         event = {"generation": 4, "from": 0, "to": 1}
         moves = [(p.id, 1, event) for p in programs[1:]]
-        applied, after = await store.apply_changes(Changes(moves=moves), token)
+        applied, after = await store.apply_changes(Changes(moves=moves),
+                                                   {SELECTION_TOKEN: token})
         assert applied
         assert [(s.island_idx, s.programs, s.correct, s.best_score) for s in after.islands] \
             == [(0, 1, 1, 0.1), (1, 3, 2, 0.4)]
-        stale, _ = await store.apply_changes(Changes(moves=[(programs[0].id, 1, event)]), token)
+        stale, _ = await store.apply_changes(Changes(moves=[(programs[0].id, 1, event)]),
+                                             {SELECTION_TOKEN: token})
         assert not stale
         async with store.read() as reader:
             stored = {p.id: p for p in await reader.get_many([p.id for p in programs])}
@@ -109,3 +114,53 @@ async def test_concurrent_engines_count_every_pass(store_url: DatabaseURL, strat
     assert stored[MAINTENANCE_LOCKED_RUNS] <= stored[MAINTENANCE_RUNS]
     if strategy == "fitness":
         assert stored[MAINTENANCE_CONFLICTS] == 0
+
+
+async def test_migrations_have_their_own_token(store_url: DatabaseURL) -> None:
+    """An offer renews the selection token but not the migration token: a migration decided
+    before it still applies, a second migration decided on the same state does not, and a
+    selection-guarded decision that migrates is refused by either token."""
+    programs = [make_program(score=0.1 * i) for i in range(1, 5)]
+    async with create_store(store_url) as store:
+        await store.add_many(programs)
+        async with store.read() as reader:
+            state = await reader.selection_state()
+        await store.apply_offer(offer_of(programs[:1], DatabaseConfig()), 10)
+        migration = {MIGRATION_TOKEN: state.metadata.get(MIGRATION_TOKEN)}
+        event = {"generation": 10, "from": 0, "to": 1}
+        first = Changes(raised={LAST_MIGRATION_KEY: 10}, moves=[(programs[1].id, 1, event)])
+        applied, after = await store.apply_changes(first, migration)
+        assert applied and after.metadata[LAST_MIGRATION_KEY] == "10"
+        second = Changes(raised={LAST_MIGRATION_KEY: 10}, moves=[(programs[2].id, 1, event)])
+        applied, _ = await store.apply_changes(second, migration)
+        assert not applied
+        both = {SELECTION_TOKEN: after.token, **migration}  # a current selection token
+        applied, _ = await store.apply_changes(second, both)
+        assert not applied
+        async with store.read() as reader:
+            islands = {p.id: p.island_idx for p in await reader.get_many([p.id for p in programs])}
+    assert islands == {programs[0].id: 0, programs[1].id: 1, programs[2].id: 0,
+                       programs[3].id: 0}
+
+
+async def test_a_due_migration_is_not_refused_by_another_engines_offers(
+        store_url: DatabaseURL) -> None:
+    """Engine ``a`` holds a state older than ``b``'s offer when its child of the migration's
+    generation arrives: the migration applies at once, without a conflict or the lock."""
+    config = DatabaseConfig(num_islands=2, archive_size=5, migration_interval=2,
+                            migration_rate=0.5, seed=3)
+    async with AsyncProgramDatabase(config, store=create_store(store_url, config)) as a, \
+            AsyncProgramDatabase(config, store=create_store(store_url, config)) as b:
+        root = make_program(score=0.1, generation=0)
+        await a.add(root)
+        for i in range(4):
+            await a.add(make_program(parent=root, score=0.2 + i / 100, generation=1))
+        due = make_program(parent=root, score=0.05, generation=2)
+        await a.add(due, defer_maintenance=True)  # a's state is now the one after this add
+        await b.add(make_program(parent=root, score=0.9, generation=1))  # renews the token
+        before = await counters(a.store)
+        await a.run_post_add_maintenance(due)
+        after = await counters(a.store)
+        assert await a.get_last_migration_generation() == 2
+    assert after[MAINTENANCE_CONFLICTS] == before[MAINTENANCE_CONFLICTS]
+    assert after[MAINTENANCE_LOCKED_RUNS] == before[MAINTENANCE_LOCKED_RUNS] == 0

@@ -46,7 +46,13 @@ from genesis.database.islands import (
     migrate,
     spawn_island,
 )
-from genesis.database.maintenance import maintain, needs_maintenance, update_archive
+from genesis.database.maintenance import (
+    default_policy,
+    due_migration,
+    maintain,
+    needs_maintenance,
+    update_archive,
+)
 from genesis.database.offers import commutes, offer_of
 from genesis.database.optimistic import NeedsLock, RecordingWriter, new_token
 from genesis.database.parents import ParentPlan, PlanContext, best_or_random, plan_parent
@@ -55,6 +61,7 @@ from genesis.database.projections import EmbeddingStats, kmeans
 from genesis.database.protocol import (
     MAINTENANCE_LOCKED_RUNS,
     MAINTENANCE_RUNS,
+    MIGRATION_TOKEN,
     SELECTION_TOKEN,
     AttemptEvent,
     GenerationEvent,
@@ -180,7 +187,8 @@ class AsyncProgramDatabase(RunQuestions):
         token's row before any other row and queue behind each other instead of deadlocking.
         """
         async def renewing(writer: StoreWriter) -> Any:
-            await writer.set_metadata(SELECTION_TOKEN, new_token())
+            for key in (SELECTION_TOKEN, MIGRATION_TOKEN):  # in the order every flight takes
+                await writer.set_metadata(key, new_token())
             return await work(writer)
 
         try:
@@ -360,6 +368,11 @@ class AsyncProgramDatabase(RunQuestions):
         batch = [*missed, *programs]
         if commutes(self.config, batch, self._state):
             await self._offer(batch)
+        elif default_policy(self.config):  # offers commute with the migrations due
+            await self._offer(batch)
+            for generation in sorted({p.generation for p in batch
+                                      if due_migration(p, self.config)}):
+                await self._migrate(generation)
         elif not await self._maintain_optimistically(batch):
             await self._changing(self._maintain_locked(batch), "maintenance")
         for program in batch:
@@ -398,11 +411,29 @@ class AsyncProgramDatabase(RunQuestions):
                 return False
             if not recorder.changes:
                 return True
-            applied, self._state = await self.store.apply_changes(recorder.changes,
-                                                                  state.token)
+            guards = {SELECTION_TOKEN: state.token}
+            if recorder.changes.moves or LAST_MIGRATION_KEY in recorder.changes.raised:
+                guards[MIGRATION_TOKEN] = state.metadata.get(MIGRATION_TOKEN)
+            applied, self._state = await self.store.apply_changes(recorder.changes, guards)
             if applied:
                 return True
         return False
+
+    async def _migrate(self, generation: int) -> None:
+        """The migration due at ``generation``, decided from the state and applied by
+        compare-and-set on the migration token alone, which only migrations renew: offers
+        arriving meanwhile do not refuse it. After a few conflicts the lock does it."""
+        for _ in range(_OPTIMISTIC_ATTEMPTS):
+            state = await self._state_now()
+            recorder = RecordingWriter(state, functools.partial(self.store.read, primary=True))
+            await migrate(recorder, generation, self.config, self._rng)
+            if not recorder.changes:
+                return  # done already, by this worker or another
+            applied, self._state = await self.store.apply_changes(
+                recorder.changes, {MIGRATION_TOKEN: state.metadata.get(MIGRATION_TOKEN)})
+            if applied:
+                return
+        await self.migrate_islands(generation)
 
     async def run_post_add_maintenance(
         self, program: Program, verbose: bool = False, recompute_embeddings: bool = False

@@ -13,6 +13,11 @@ applied and the decision is made again from the state that flight brought back.
 The token is read before everything else in a state's flight, so data read with it is at
 least as new as the token: a decision on newer data with an older token fails the guard
 (and is redone), never the other way round.
+
+Migrations have a token of their own (``MIGRATION_TOKEN``), renewed by every migration and
+by every locked pass: a decision that migrates is guarded by it too. Under the default
+policy a due migration is guarded by it alone, since the offers that keep renewing the
+selection token change nothing a migration decides from.
 """
 
 from __future__ import annotations

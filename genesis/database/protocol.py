@@ -14,7 +14,7 @@ come from a small ``islands`` table kept exact by the database itself (triggers)
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
@@ -26,6 +26,7 @@ from genesis.database.query_language import Field, Node, OrderKey
 from genesis.database.url import DatabaseURL
 
 __all__ = [
+    "MIGRATION_TOKEN",
     "SELECTION_TOKEN",
     "AttemptEvent",
     "GenerationEvent",
@@ -113,6 +114,9 @@ class SelectionState:
 
 
 SELECTION_TOKEN = "selection_token"  # metadata_store key of the selection state's token
+# metadata_store key renewed by every migration: concurrent migrations refuse each other's
+# decisions on it, while offers (which renew only the selection token) do not.
+MIGRATION_TOKEN = "migration_token"
 # metadata_store counters of maintenance, for monitoring (genesis view's /metrics):
 MAINTENANCE_RUNS = "maintenance_runs"  # maintenance passes applied
 MAINTENANCE_CONFLICTS = "maintenance_conflicts"  # decisions refused: another worker came first
@@ -444,9 +448,9 @@ class ProgramStore(Protocol):
         """Insert programs in one transaction (all or none) and return their ids."""
         ...
 
-    async def apply_changes(self, changes: Any, expected: str | None
+    async def apply_changes(self, changes: Any, guards: Mapping[str, str | None]
                             ) -> tuple[bool, SelectionState]:
-        """Apply a maintenance decision if the state's token is still ``expected``.
+        """Apply a maintenance decision if each token key still holds its expected value.
 
         Returns whether it was applied, and the selection state after the attempt.
         """

@@ -8,7 +8,7 @@ PostgreSQL retries it across lost connections and deadlocks).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from genesis.database.backends.group_commit import GroupCommitter
@@ -24,7 +24,7 @@ from genesis.database.errors import IntegrityError, OperationalError, ReadOnlyEr
 from genesis.database.offers import Offer
 from genesis.database.optimistic import Changes, new_token
 from genesis.database.program import Program
-from genesis.database.protocol import SelectionState, UpgradeProgress
+from genesis.database.protocol import SELECTION_TOKEN, SelectionState, UpgradeProgress
 from genesis.database.url import DatabaseURL
 
 __all__ = ["CommitCheck", "FlightBuilder", "StoreBase"]
@@ -146,24 +146,24 @@ class StoreBase(ABC):
             outcomes = await self.transaction(isolated)
             return [(o, None) if isinstance(o, str) else o for o in outcomes]
 
-    async def apply_changes(self, changes: Changes, expected: str | None
+    async def apply_changes(self, changes: Changes, guards: Mapping[str, str | None]
                             ) -> tuple[bool, SelectionState]:
-        """Apply a maintenance decision if the state's token is still ``expected``.
+        """Apply a maintenance decision if each token key still holds its expected value.
 
-        One flight: the guarded writes, then the token and the selection state as they are
+        One flight: the guarded writes, then the tokens and the selection state as they are
         after them. Returns (applied, state).
         """
-        token = new_token()
+        token, keys = new_token(), list(guards)
 
         def build(session: SQLSession) -> tuple[list[Statement], list[Query]]:
-            return (session.guarded_statements(changes, expected, token),
-                    [session.q_token(), *session.state_queries()])
+            return (session.guarded_statements(changes, guards, token),
+                    [session.q_tokens(keys), *session.state_queries()])
 
         async def committed(session: SQLSession) -> bool:
-            return (await session.fetch(session.q_token()))[0] == token
+            return set((await session.fetch(session.q_tokens(keys)))[0]) == {token}
 
         results = await self.flight(build, committed)
-        return results[0] == token, SQLSession.state_from(results[1:])
+        return set(results[0]) == {token}, SQLSession.state_from(results[1:])
 
     async def apply_offer(self, offer: Offer, archive_size: int) -> SelectionState:
         """Apply an offer (see :mod:`genesis.database.offers`) in one flight, whatever the
@@ -175,7 +175,7 @@ class StoreBase(ABC):
                     session.state_queries())
 
         async def committed(session: SQLSession) -> bool:
-            return (await session.fetch(session.q_token()))[0] == token
+            return (await session.fetch(session.q_tokens([SELECTION_TOKEN])))[0] == [token]
 
         return SQLSession.state_from(await self.flight(build, committed))
 

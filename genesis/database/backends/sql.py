@@ -14,7 +14,7 @@ import re
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,7 @@ from genesis.database.program import Program
 from genesis.database.protocol import (
     MAINTENANCE_CONFLICTS,
     MAINTENANCE_RUNS,
+    MIGRATION_TOKEN,
     SELECTION_TOKEN,
     AttemptEvent,
     GenerationEvent,
@@ -77,7 +78,7 @@ _ORDER_COLUMNS: dict[str, str] = {
 _CHUNK = 400
 # The metadata that sampling and maintenance decide from (part of the selection state).
 STATE_KEYS = ("best_program_id", "best_score_ever", "best_score_generation", "last_iteration",
-              LAST_MIGRATION_KEY, "beam_search_parent_id", SELECTION_TOKEN)
+              LAST_MIGRATION_KEY, "beam_search_parent_id", SELECTION_TOKEN, MIGRATION_TOKEN)
 
 
 @dataclass(frozen=True)
@@ -759,22 +760,24 @@ class SQLSession(AnalysisSQL, ABC):
                                     [("last_iteration", _numeric_text(last))]))
         return statements
 
-    def guarded_statements(self, changes: Any, expected: str | None, token: str
+    def guarded_statements(self, changes: Any, guards: Mapping[str, str | None], token: str
                            ) -> list[Statement]:
-        """Writes that apply ``changes`` only while the state's token is ``expected``.
+        """Writes that apply ``changes`` only while each token key holds its expected value.
 
-        The first statement renews the token to ``token`` if it still is ``expected`` (the
-        row it updates stays locked until the end); every other one runs only where the
-        token is then ``token``, that is, only if the renewal happened.
+        The first statement renews each guard's token (in the order given) to ``token`` if it
+        still is the expected one (the rows it updates stay locked until the end); every
+        other one runs only where all of them are then ``token``, that is, only if every
+        renewal happened.
         """
         sql = self.dialect.sql
-        guard = "EXISTS (SELECT 1 FROM metadata_store WHERE key = ? AND value = ?)"
-        check = (SELECTION_TOKEN, token)
+        guard = " AND ".join(["EXISTS (SELECT 1 FROM metadata_store WHERE key = ? AND "
+                              "value = ?)"] * len(guards))
+        check = tuple(item for key in guards for item in (key, token))
         statements = [Statement(sql(
             "INSERT INTO metadata_store (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
             "SET value = excluded.value WHERE metadata_store.value = ? "
             "OR (metadata_store.value IS NULL AND CAST(? AS TEXT) IS NULL)"),
-            [(SELECTION_TOKEN, token, expected, expected)])]
+            [(key, token, expected, expected) for key, expected in guards.items()])]
         if changes.archive_remove:
             statements.append(Statement(sql(
                 f"DELETE FROM archive WHERE program_id = ? AND {guard}"),
@@ -863,10 +866,12 @@ class SQLSession(AnalysisSQL, ABC):
         statements.append(Statement(sql(_COUNT_UP.format(key="?")), [(MAINTENANCE_RUNS,)]))
         return statements
 
-    def q_token(self) -> Query:
-        """The selection state's token."""
-        return Query(self.dialect.sql("SELECT value FROM metadata_store WHERE key = ?"),
-                     (SELECTION_TOKEN,), lambda rows: rows[0][0] if rows else None)
+    def q_tokens(self, keys: Sequence[str]) -> Query:
+        """The values of these token keys, in order (None where absent)."""
+        marks = ", ".join("?" * len(keys))
+        return Query(self.dialect.sql(f"SELECT key, value FROM metadata_store WHERE key IN "
+                                      f"({marks})"), tuple(keys),
+                     lambda rows: [dict(rows).get(key) for key in keys])
 
     def set_metadata_statement(self, key: str, value: str | None) -> Statement:
         """The write of one metadata_store value."""
@@ -981,17 +986,10 @@ class SQLSession(AnalysisSQL, ABC):
                              [(pid,) for pid in program_ids])
 
     async def move_program(self, program_id: str, island: int, event: dict[str, Any]) -> None:
-        """Move a program to another island and append ``event`` to its migration history."""
-        row = await self._one(
-            self.dialect.sql("SELECT migration_history FROM programs WHERE id = ?"), (program_id,)
-        )
-        if row is None:
-            return
-        history = decode_json(row[0], list)
-        history.append(event)
-        await self._run(self.dialect.sql(
-            f"UPDATE programs SET island_idx = ?, migration_history = {self.dialect.json_cast} "
-            "WHERE id = ?"), (island, self._json_param(dumps(history)), program_id))
+        """Move a program to another island and append ``event`` to its migration history
+        (one statement: the server appends)."""
+        statement = self.moves_statement([(program_id, island, event)], "TRUE", ())
+        await self._run_many(statement.sql, statement.rows)
 
     async def replace_metadata(self, program_id: str, metadata: dict[str, Any]) -> bool:
         """Replace a program's metadata (its job id column follows); True if it exists."""
