@@ -27,8 +27,16 @@ def test_lines_are_what_the_csv_module_writes(rows: list[list[Any]]) -> None:
     assert csv_lines(rows) == _reference(rows)
 
 
+@given(st.integers(1, 5).flatmap(lambda width: st.lists(
+    st.lists(_CELLS, min_size=width, max_size=width), min_size=1, max_size=6)))
+def test_rows_of_one_width_are_written_a_column_at_a_time(rows: list[list[Any]]) -> None:
+    assert csv_lines(rows) == _reference(rows)
+
+
 def test_lone_empty_fields_and_long_code() -> None:
     code = 'def f(x):\n    return "a, b"\r\n' * 500
     rows: list[list[Any]] = [[None], [""], ["", ""], [code, 1.5, True, None, -0.0, 10**30]]
     assert csv_lines(rows) == _reference(rows)
+    for same_width in ([[None], [""], ["x"]], [["a", 1], ["b\n", None]], [[]], [[], ["x"]]):
+        assert csv_lines(same_width) == _reference(same_width)
     assert csv_lines([]) == ""
