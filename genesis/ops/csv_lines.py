@@ -62,7 +62,7 @@ def csv_lines(rows: Iterable[Sequence[Any]]) -> str:
     if width == 0 or any(len(row) != width for row in rows):
         lines = [",".join(map(_cell, row)) for row in rows]
     else:
-        lines = list(map(",".join, zip(*map(_column, zip(*rows)), strict=True)))
+        lines = list(map(",".join, zip(*map(_column, zip(*rows, strict=True)), strict=True)))
     lengths = [len(row) for row in rows]
     lines = ['""' if line == "" and size == 1 else line  # a lone empty field is quoted
              for line, size in zip(lines, lengths, strict=True)]
