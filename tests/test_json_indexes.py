@@ -17,6 +17,7 @@ from genesis.database.backends import create_store, postgres_schema
 from genesis.database.backends.sqlite_schema import SCHEMA_VERSION
 from genesis.database.errors import InvalidArgumentError, ReadOnlyError
 from genesis.database.json_indexes import JsonIndex, index_field
+from genesis.ops.copy import copy_run
 from genesis.ops.upgrade import upgrade_run
 from tests.test_cli_db import cli, text
 
@@ -179,3 +180,15 @@ async def test_an_interrupted_postgres_build_is_built_again(store_url: DatabaseU
             assert conn.execute(valid, (f"{schema}.{index.name}",)).fetchone() == (True,)
         rows = await db.query('public_metrics.label == "odd"', columns="id", limit=100)
     assert len(rows) == 10
+
+
+async def test_a_copy_keeps_the_indexed_paths(store_url: DatabaseURL, tmp_path: Path) -> None:
+    async with AsyncProgramDatabase(_config(store_url)) as db:
+        await db.store.add_many(_programs(count=20))
+        await db.create_index("public_metrics.score")
+        await db.create_index("metadata.patch_type")
+    copy = DatabaseURL.parse(f"sqlite:///{tmp_path / 'copy.db'}")
+    await copy_run(store_url, copy)
+    async with AsyncProgramDatabase(_config(copy)) as db:
+        assert await db.indexes() == ["metadata.patch_type", "public_metrics.score"]
+        assert len(await db.query("public_metrics.score > 1", limit=100)) == 9

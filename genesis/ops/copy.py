@@ -105,7 +105,8 @@ async def copy_run(
     force: bool = False,
     progress: Progress | None = None,
 ) -> CopyResult:
-    """Copy every program, the archive, the metadata store and both event logs of a run."""
+    """Copy every program, the archive, the metadata store, both event logs and the JSON path
+    indexes of a run."""
     src_url, dst_url = as_url(source, "SRC"), as_url(destination, "DST")
     if batch_size < 1:
         raise ConfigurationError(f"batch size must be at least 1, got {batch_size}")
@@ -126,6 +127,8 @@ async def copy_run(
                          await reader.attempt_events(), await reader.archive_count())
             await _finish(dst, tail)
             await _check_count(dst, programs)
+            for index in await reader.json_indexes():  # the paths the source's filters use
+                await dst.create_json_index(index)
     return CopyResult(str(src_url), str(dst_url), programs, copied, tail.archive,
                       len(tail.metadata), len(tail.generation_events),
                       len(tail.attempt_events), time.monotonic() - started, resumed)
