@@ -4,7 +4,9 @@ The :data:`POSTGRES` dialect supplies the fragments that differ from SQLite (``%
 placeholders, JSONB access, the identity column ``seq``). Programs are inserted with binary
 ``COPY``: JSON columns arrive from the codec as JSON text and are sent as JSONB verbatim,
 the embedding as its float64 blob. psycopg returns JSONB already decoded and BYTEA as
-bytes, which ``SQLSession._program`` accepts as they are.
+bytes, which ``SQLSession._program`` accepts as they are. A flight is one multi-statement
+simple query (see :meth:`PostgresSession._flight`); interactive transactions use
+psycopg's pipeline mode for their BEGIN and COMMIT.
 """
 
 from __future__ import annotations
@@ -252,30 +254,46 @@ class PostgresSession(SQLSession):
 
     async def _flight(self, writes: Sequence[Statement], reads: Sequence[Query],
                       transaction: bool = False) -> list[list[Sequence[Any]]]:
-        """Send every statement at once (pipeline mode): one round trip, one Sync.
+        """Send every statement in one message: one round trip, one Sync.
 
-        With ``transaction`` they run between BEGIN and COMMIT, sent in the same flight, so
-        no lock they take is held while the server waits for the client.
+        The flight is one multi-statement simple query, its parameters bound on the client
+        (as literals, by psycopg), so the server begins only once the whole of it has
+        arrived: with ``transaction`` the statements run between a BEGIN and a COMMIT of that
+        message, and no lock they take is held while the server waits for a client, however
+        slowly the client (a busy event loop, a descheduled process) would send the rest.
         """
         schema = self.schema
         with translating(self._url):
-            lsn = None
-            async with self.conn.pipeline():
+            async with psycopg.AsyncClientCursor(self.conn) as cursor:
+                texts = []
                 if transaction:
-                    await self._open_transaction()
+                    texts.append("BEGIN")
+                    if self._url.synchronous_commit:
+                        texts.append(cursor.mogrify(
+                            "SELECT set_config('synchronous_commit', %s, true)",
+                            (self._url.synchronous_commit,)))
                 for statement in writes:
                     sql = qualify(statement.sql, schema)
-                    if len(statement.rows) == 1:
-                        await self.conn.execute(sql, statement.rows[0])
-                    elif statement.rows:
-                        async with self.conn.cursor() as cursor:
-                            await cursor.executemany(sql, statement.rows)
-                cursors = [await self.conn.execute(qualify(query.sql, schema), query.params)
-                           for query in reads]
+                    texts += [cursor.mogrify(sql, row) for row in statement.rows]
+                first = len(texts)
+                texts += [cursor.mogrify(qualify(query.sql, schema), query.params)
+                          for query in reads]
+                lsn = None
                 if transaction:
-                    lsn = await self._send_commit()
-            await self._read_lsn(lsn)
-            return [list(await cursor.fetchall()) for cursor in cursors]
+                    texts.append("COMMIT")
+                    if self.track_lsn:
+                        lsn = len(texts)
+                        texts.append("SELECT pg_current_wal_insert_lsn()::text")
+                await cursor.execute(";\n".join(texts))
+                results: list[list[Sequence[Any]]] = []
+                for index in range(len(texts)):
+                    if first <= index < first + len(reads):
+                        results.append(list(await cursor.fetchall()))
+                    elif index == lsn:
+                        row = await cursor.fetchone()
+                        self.committed_lsn = row[0] if row else None
+                    cursor.nextset()
+            return results
 
     async def backend_alive(self, pid: int) -> bool:
         """True while the server process ``pid`` (another connection's) still exists."""
