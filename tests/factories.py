@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 import uuid
 
-from genesis.database import Program
+from genesis.database import DatabaseURL, Program, create_store
 
 _counter = itertools.count()
 
@@ -45,3 +46,16 @@ def make_program(
     }
     values.update(fields)
     return Program(id=pid, **values)  # type: ignore[arg-type]
+
+
+def store_parents(url: DatabaseURL, count: int) -> list[Program]:
+    """Store ``count`` generation-0 programs over islands 0 and 1 (for worker processes to
+    add children to); return them."""
+    parents = [make_program(island=i % 2, generation=0) for i in range(count)]
+
+    async def store() -> None:
+        async with create_store(url) as opened:
+            await opened.add_many(parents)
+
+    asyncio.run(store())
+    return parents

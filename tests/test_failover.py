@@ -24,7 +24,7 @@ from genesis.database.backends.postgres import PostgresStore
 from genesis.database.backends.postgres_schema import schema_name
 from genesis.database.backends.postgres_session import PostgresSession
 from genesis.database.backends.sql import encode_for_insert
-from tests.factories import make_program
+from tests.factories import make_program, store_parents
 from tests.replication import Replication, running_pair
 
 pytestmark = [pytest.mark.postgres, pytest.mark.replication, pytest.mark.slow]
@@ -87,13 +87,7 @@ def _wait(folder: Path, workers: int, each: int, since: dict[str, int]) -> None:
 
 def _run(pair: Replication, url: DatabaseURL, folder: Path) -> tuple[list[str], dict[str, int]]:
     """Seed parents, run the workers through a failover; return (acked ids, stored counts)."""
-    parents = [make_program(island=i % 2, generation=0) for i in range(PARENTS)]
-
-    async def seed() -> None:
-        async with create_store(url) as store:
-            await store.add_many(parents)
-
-    asyncio.run(seed())
+    parents = store_parents(url, PARENTS)
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_worker, args=(url, [p.id for p in parents], w, folder))
                for w in range(PROCESSES)]

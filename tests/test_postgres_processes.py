@@ -11,7 +11,7 @@ import pytest
 
 from genesis.database import DatabaseConfig, DatabaseURL, GenesisError, create_store
 from genesis.database.backends.postgres_schema import schema_name
-from tests.factories import make_program
+from tests.factories import make_program, store_parents
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow,
               pytest.mark.parametrize("backend", ["postgres"])]
@@ -48,13 +48,7 @@ def _writer(url: DatabaseURL, parent_ids: list[str], worker: int) -> tuple[list[
 
 
 def test_processes_adding_children_keep_exact_counts(store_url: DatabaseURL) -> None:
-    parents = [make_program(island=i % 2, generation=0) for i in range(PARENTS)]
-
-    async def seed() -> None:
-        async with create_store(store_url) as store:
-            await store.add_many(parents)
-
-    asyncio.run(seed())
+    parents = store_parents(store_url, PARENTS)
     context = multiprocessing.get_context("spawn")
     with context.Pool(PROCESSES) as pool:
         results = pool.starmap(

@@ -18,7 +18,7 @@ import functools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ from genesis.database.maintenance import (
     update_archive,
 )
 from genesis.database.offers import commutes, offer_of
-from genesis.database.optimistic import NeedsLock, RecordingWriter, new_token
+from genesis.database.optimistic import Changes, NeedsLock, RecordingWriter, new_token
 from genesis.database.parents import ParentPlan, PlanContext, best_or_random, plan_parent
 from genesis.database.program import Program
 from genesis.database.projections import EmbeddingStats, kmeans
@@ -77,6 +77,20 @@ from genesis.database.similarity import SimilarityIndex
 from genesis.database.url import DatabaseURL, resolve_url
 
 __all__ = ["AsyncProgramDatabase"]
+
+
+def _maintenance_guards(state: SelectionState, changes: Changes) -> dict[str, str | None]:
+    """A maintenance decision holds while the selection token (and, if it migrates, the
+    migration token) is still the one it was decided on."""
+    guards = {SELECTION_TOKEN: state.token}
+    if changes.migrates:
+        guards[MIGRATION_TOKEN] = state.metadata.get(MIGRATION_TOKEN)
+    return guards
+
+
+def _migration_guards(state: SelectionState, changes: Changes) -> dict[str, str | None]:
+    """A migration holds while the migration token is still the one it was decided on."""
+    return {MIGRATION_TOKEN: state.metadata.get(MIGRATION_TOKEN)}
 
 _ISLAND_MEMORY = 50_000  # program ids whose island is remembered (about 5 MB)
 _OPTIMISTIC_ATTEMPTS = 4  # decisions redone after conflicts before taking the lock
@@ -399,41 +413,44 @@ class AsyncProgramDatabase(RunQuestions):
                      best.combined_score, best.generation)
 
     async def _maintain_optimistically(self, batch: Sequence[Program]) -> bool:
-        """Decide and apply by compare-and-set; False when the lock must do it instead."""
+        """Maintain a batch by compare-and-set; False when the lock must do it instead."""
         known = [p for p in batch if p.id in self._islands_seen]  # stored through this engine
+        return await self._compare_and_set(
+            lambda writer: maintain(writer, batch, self.config, self._rng),
+            _maintenance_guards, known)
+
+    async def _migrate(self, generation: int) -> None:
+        """The migration due at ``generation``, by compare-and-set on the migration token
+        alone, which only migrations renew: offers arriving meanwhile do not refuse it.
+        After a few conflicts the lock does it."""
+        if not await self._compare_and_set(
+                lambda writer: migrate(writer, generation, self.config, self._rng),
+                _migration_guards):
+            await self.migrate_islands(generation)
+
+    async def _compare_and_set(
+        self, decide: Callable[[RecordingWriter], Awaitable[Any]],
+        guards: Callable[[SelectionState, Changes], dict[str, str | None]],
+        known: Sequence[Program] = (),
+    ) -> bool:
+        """Decide from the state and apply what was decided while ``guards`` hold, deciding
+        again from the fresh state a refusal brings back; False when the lock must do it
+        (a write a flight cannot carry, or refusals again and again)."""
         for _ in range(_OPTIMISTIC_ATTEMPTS):
             state = await self._state_now()
             recorder = RecordingWriter(state, functools.partial(self.store.read, primary=True),
                                        known)
             try:
-                await maintain(recorder, batch, self.config, self._rng)
+                await decide(recorder)
             except NeedsLock:
                 return False
             if not recorder.changes:
-                return True
-            guards = {SELECTION_TOKEN: state.token}
-            if recorder.changes.moves or LAST_MIGRATION_KEY in recorder.changes.raised:
-                guards[MIGRATION_TOKEN] = state.metadata.get(MIGRATION_TOKEN)
-            applied, self._state = await self.store.apply_changes(recorder.changes, guards)
+                return True  # nothing to do, or done already by another worker
+            applied, self._state = await self.store.apply_changes(
+                recorder.changes, guards(state, recorder.changes))
             if applied:
                 return True
         return False
-
-    async def _migrate(self, generation: int) -> None:
-        """The migration due at ``generation``, decided from the state and applied by
-        compare-and-set on the migration token alone, which only migrations renew: offers
-        arriving meanwhile do not refuse it. After a few conflicts the lock does it."""
-        for _ in range(_OPTIMISTIC_ATTEMPTS):
-            state = await self._state_now()
-            recorder = RecordingWriter(state, functools.partial(self.store.read, primary=True))
-            await migrate(recorder, generation, self.config, self._rng)
-            if not recorder.changes:
-                return  # done already, by this worker or another
-            applied, self._state = await self.store.apply_changes(
-                recorder.changes, {MIGRATION_TOKEN: state.metadata.get(MIGRATION_TOKEN)})
-            if applied:
-                return
-        await self.migrate_islands(generation)
 
     async def run_post_add_maintenance(
         self, program: Program, verbose: bool = False, recompute_embeddings: bool = False

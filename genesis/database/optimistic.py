@@ -29,6 +29,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from genesis.database.islands import LAST_MIGRATION_KEY
 from genesis.database.program import Program
 from genesis.database.protocol import (
     SELECTION_TOKEN,
@@ -70,6 +71,11 @@ class Changes:
     def __bool__(self) -> bool:
         return bool(self.archive_add or self.archive_remove or self.metadata or self.raised
                     or self.moves)
+
+    @property
+    def migrates(self) -> bool:
+        """Whether the decision is (or includes) a migration."""
+        return bool(self.moves) or LAST_MIGRATION_KEY in self.raised
 
 
 def _number(text: str | None) -> float | None:

@@ -63,8 +63,7 @@ def csv_lines(rows: Iterable[Sequence[Any]]) -> str:
         lines = [",".join(map(_cell, row)) for row in rows]
     else:
         lines = list(map(",".join, zip(*map(_column, zip(*rows, strict=True)), strict=True)))
-    lengths = [len(row) for row in rows]
-    lines = ['""' if line == "" and size == 1 else line  # a lone empty field is quoted
-             for line, size in zip(lines, lengths, strict=True)]
+    lines = ['""' if not line and len(row) == 1 else line  # a lone empty field is quoted
+             for line, row in zip(lines, rows, strict=True)]
     lines.append("")
     return "\r\n".join(lines)

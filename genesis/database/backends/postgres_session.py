@@ -108,6 +108,11 @@ UNION ALL
 SELECT p.id, p.seq, CASE WHEN p.seq > %s THEN p.embedding END, NULL, NULL FROM programs p
 WHERE p.island_idx = %s AND p.embedding IS NOT NULL AND (SELECT stale FROM head)"""
 
+# A transaction's synchronous_commit (the run's ``synchronous_commit=``), and the WAL
+# position read after a COMMIT (reads on standbys wait for it).
+_SYNCHRONOUS_COMMIT = "SELECT set_config('synchronous_commit', %s, true)"
+_WAL_POSITION = "SELECT pg_current_wal_insert_lsn()::text"
+
 _STANDBYS = (
     "SELECT application_name, COALESCE(host(client_addr), 'local'), state, sync_state, "
     "pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), "
@@ -178,15 +183,14 @@ class PostgresSession(SQLSession):
         """Send BEGIN, with the run's ``synchronous_commit`` (inside a pipeline)."""
         await self.conn.execute("BEGIN")
         if self._url.synchronous_commit:
-            await self.conn.execute("SELECT set_config('synchronous_commit', %s, true)",
-                                    (self._url.synchronous_commit,))
+            await self.conn.execute(_SYNCHRONOUS_COMMIT, (self._url.synchronous_commit,))
 
     async def _send_commit(self) -> psycopg.AsyncCursor[Any] | None:
         """Send COMMIT (inside a pipeline); return the cursor of the WAL position read after."""
         await self.conn.execute("COMMIT")
         if not self.track_lsn:
             return None
-        return await self.conn.execute("SELECT pg_current_wal_insert_lsn()::text")
+        return await self.conn.execute(_WAL_POSITION)
 
     async def _read_lsn(self, cursor: psycopg.AsyncCursor[Any] | None) -> None:
         if cursor is not None:
@@ -269,9 +273,8 @@ class PostgresSession(SQLSession):
                 if transaction:
                     texts.append("BEGIN")
                     if self._url.synchronous_commit:
-                        texts.append(cursor.mogrify(
-                            "SELECT set_config('synchronous_commit', %s, true)",
-                            (self._url.synchronous_commit,)))
+                        texts.append(cursor.mogrify(_SYNCHRONOUS_COMMIT,
+                                                    (self._url.synchronous_commit,)))
                 for statement in writes:
                     sql = qualify(statement.sql, schema)
                     texts += [cursor.mogrify(sql, row) for row in statement.rows]
@@ -283,7 +286,7 @@ class PostgresSession(SQLSession):
                     texts.append("COMMIT")
                     if self.track_lsn:
                         lsn = len(texts)
-                        texts.append("SELECT pg_current_wal_insert_lsn()::text")
+                        texts.append(_WAL_POSITION)
                 await cursor.execute(";\n".join(texts))
                 results: list[list[Sequence[Any]]] = []
                 for index in range(len(texts)):

@@ -51,8 +51,7 @@ class AnalysisSQL:
 
     async def json_indexes(self) -> list[JsonIndex]:
         """Return the run's JSON path indexes (none in a file read at an older schema)."""
-        if self.dialect.name == "sqlite" and not await self._all(
-                "SELECT 1 FROM sqlite_master WHERE name = 'json_indexes'"):
+        if not await self._has_table("json_indexes"):
             return []
         rows = await self._all("SELECT field FROM json_indexes ORDER BY field")
         return [JsonIndex(index_field(str(row[0]))) for row in rows]
@@ -89,12 +88,15 @@ class AnalysisSQL:
                           snippet(row[5], terms))
                 for rank, row in enumerate(rows, start=1)]
 
+    async def _has_table(self, name: str) -> bool:
+        """Whether the schema holds this table: always on PostgreSQL (a run is upgraded
+        before use), not in a SQLite file read as it is at an older schema."""
+        return self.dialect.name != "sqlite" or bool(
+            await self._all("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)))
+
     async def _check_search_index(self) -> None:
         """Refuse code search, saying why, on a file read as it is at an older schema."""
-        if self.dialect.name != "sqlite":
-            return
-        rows = await self._all("SELECT 1 FROM sqlite_master WHERE name = 'programs_fts'")
-        if not rows:
+        if not await self._has_table("programs_fts"):
             raise OperationalError("code search needs schema version 3 or later: this file "
                                    "is older and opened read-only; `genesis db upgrade` "
                                    "indexes it")
