@@ -6,7 +6,8 @@ root), and removed by :meth:`Replication.close`. With ``synchronous=True`` the p
 the standby in ``synchronous_standby_names``: a COMMIT returns once the standby has the
 commit record. After a failover (:meth:`Replication.fail_over`) the promoted standby is the
 primary and :meth:`Replication.add_standby` makes a new standby of it. Used by the tests
-(``tests/replication.py``) and ``benchmarks.failover``.
+(``tests/replication.py``) and ``benchmarks.failover``; ``benchmarks.scaling --server-cpus``
+builds a lone primary (``standby=False``) pinned to CPUs of its own (``cpus``).
 """
 
 from __future__ import annotations
@@ -55,9 +56,13 @@ def _free_port() -> int:
 class Replication:
     """A primary and one streaming standby; ``primary``/``standby`` are their ports."""
 
-    def __init__(self, bin_dir: Path, *, synchronous: bool) -> None:
+    def __init__(self, bin_dir: Path, *, synchronous: bool, standby: bool = True,
+                 cpus: set[int] | None = None, settings: str = "") -> None:
         self.bin = bin_dir
         self.synchronous = synchronous
+        self.with_standby = standby
+        self.cpus = cpus  # the servers run on these CPUs only (taskset), if given
+        self.settings = settings  # postgresql.conf lines after (so over) the defaults here
         self.root = Path(tempfile.mkdtemp(prefix="genesis-replication-"))
         self.root.chmod(0o755)
         self.folders: dict[int, Path] = {}  # port -> data folder, of every server built
@@ -69,6 +74,8 @@ class Replication:
     def _command(self, *args: str) -> list[str]:
         """A server program's command line, run as ``postgres`` when we are root."""
         command = [str(self.bin / args[0]), *args[1:]]
+        if self.cpus:
+            command = ["taskset", "-c", ",".join(map(str, sorted(self.cpus))), *command]
         return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
     def _as_postgres(self, *args: str) -> None:
@@ -105,9 +112,11 @@ class Replication:
                           "--no-sync")
         with open(folder / "postgresql.conf", "a") as conf:
             conf.write(_SETTINGS.format(port=port, sockets=self.root / f"s{port}"))
+            conf.write(self.settings)
         self._pg_ctl(port, "start")
         self.primary = port
-        self.add_standby()
+        if self.with_standby:
+            self.add_standby()
 
     def add_standby(self) -> None:
         """Make a new streaming standby of the primary (named ``standbyN``) and start it."""
@@ -188,6 +197,10 @@ class Replication:
     @staticmethod
     def _conninfo(port: int) -> str:
         return f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+    def primary_url(self) -> DatabaseURL:
+        """The URL of the primary alone (database ``postgres``)."""
+        return DatabaseURL.parse(self._conninfo(self.primary))
 
     def url(self, run: str, *, read: bool = False, options: str = "") -> DatabaseURL:
         """A multi-host URL of the pair (primary first); ``read`` routes reads to the standby."""

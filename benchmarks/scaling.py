@@ -11,6 +11,14 @@ async tasks spread over up to 4 processes, each with its own engine and pool, as
 machines would be. PostgreSQL runs directly and through ``benchmarks/latency_proxy.py``
 (a separate process) at each RTT; SQLite at the same worker counts is the reference.
 
+By default everything shares this machine's CPUs: the server's backends compete with the
+workers. ``--server-cpus 1`` lays the run out as a database host and a worker host would be:
+a PostgreSQL server of the benchmark's own (``initdb`` in a temporary folder, the settings of
+the shared one: ``fsync`` on, 128 MB of shared buffers) runs pinned to CPU 1, with the latency
+proxies (the network, charged to neither side); the workers of every column, SQLite's
+included, run on the remaining CPUs. Its results go to ``benchmarks/results/
+scaling_server_cpus.json``.
+
 For each configuration: steps/s, round trips per step (flights the proxy counted / steps;
 the direct column repeats the 0 ms count), client CPU ms per step (user + system time of
 the worker processes while stepping) and server CPU ms per step (the run's backends, from
@@ -47,6 +55,7 @@ from benchmarks.common import (
     step_config,
 )
 from benchmarks.latency_proxy import LatencyProxy
+from benchmarks.replication import Replication, server_binaries
 from benchmarks.server_cpu import ServerCPU
 from benchmarks.steps import read_seed, write_proposals, write_seed
 from genesis.database import AsyncProgramDatabase, DatabaseURL, Program
@@ -56,6 +65,8 @@ RTTS = (0.0, 1.0, 5.0)
 MAX_PROCESSES = 4
 PROPOSALS = 400
 WARMUP_STEPS = 2  # per task, before counting: connections, similarity caches
+# The server of --server-cpus: as the shared one is configured (Replication's are faster).
+OWN_SERVER_SETTINGS = "fsync = on\nshared_buffers = '128MB'\nmax_connections = 200\n"
 
 
 def layout(workers: int, max_processes: int = MAX_PROCESSES) -> tuple[int, int]:
@@ -133,8 +144,9 @@ class Bench:
     """The seeded inputs and the proxies of one benchmark run."""
 
     def __init__(self, folder: Path, seed_programs: int, seconds: float, pool_max_size: int,
-                 proxies: dict[float, LatencyProxy]) -> None:
+                 proxies: dict[float, LatencyProxy], server: DatabaseURL) -> None:
         self.folder = folder
+        self.server = server
         self.seconds = seconds
         self.pool_max_size = pool_max_size
         self.proxies = proxies
@@ -161,7 +173,7 @@ class Bench:
             return
         from genesis.database.backends.postgres_runs import drop_run_sync
 
-        url = DatabaseURL.parse(POSTGRES_URL).with_run(f"bench_sc_{uuid.uuid4().hex[:8]}")
+        url = self.server.with_run(f"bench_sc_{uuid.uuid4().hex[:8]}")
         asyncio.run(_seed(url, self.seed_file))
         try:
             yield url
@@ -229,19 +241,27 @@ class Bench:
 
 
 def run(workers: Sequence[int], rtts: Sequence[float], seconds: float, seed_programs: int,
-        backends: Sequence[str], pool_max_size: int = 8) -> list[dict[str, Any]]:
-    """Measure every column at every worker count (interleaved, so noise hits all alike)."""
+        backends: Sequence[str], pool_max_size: int = 8, server: DatabaseURL | None = None,
+        proxy_cpus: set[int] | None = None) -> list[dict[str, Any]]:
+    """Measure every column at every worker count (interleaved, so noise hits all alike).
+
+    ``server``: the PostgreSQL to use (the shared one by default); ``proxy_cpus``: the CPUs
+    the latency proxies run on (all by default).
+    """
     columns = [Column("sqlite")] if "sqlite" in backends else []
     if "postgres" in backends:
         columns += [Column("postgres"), *(Column("postgres", rtt) for rtt in rtts)]
-    target = DatabaseURL.parse(POSTGRES_URL)
+    target = server or DatabaseURL.parse(POSTGRES_URL)
     records: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="genesis-scaling-") as name, \
             contextlib.ExitStack() as stack:
         proxies = {rtt: stack.enter_context(LatencyProxy(
             (target.host or "127.0.0.1", target.port or 5432), rtt))
             for rtt in (rtts if "postgres" in backends else ())}
-        bench = Bench(Path(name), seed_programs, seconds, pool_max_size, proxies)
+        for proxy in proxies.values():
+            if proxy_cpus and proxy.pid is not None:
+                os.sched_setaffinity(proxy.pid, proxy_cpus)
+        bench = Bench(Path(name), seed_programs, seconds, pool_max_size, proxies, target)
         for count in workers:
             for column in columns:
                 record = bench.measure(column, count)
@@ -330,21 +350,64 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="all")
     parser.add_argument("--quick", action="store_true",
                         help="1 and 16 workers, 3 s each, 200 seeded programs")
+    parser.add_argument("--server-cpus", type=int, nargs="+", metavar="CPU",
+                        help="run a PostgreSQL server of its own on these CPUs, and the "
+                             "workers of every column on the others")
     args = parser.parse_args(argv)
     if args.quick:
         args.workers, args.seconds, args.seed_programs = [1, 16], 3.0, 200
     backends = ["sqlite", "postgres"] if args.backend == "all" else [args.backend]
-    if "postgres" in backends and not postgres_reachable():
-        print(f"  postgres: not reachable at {DatabaseURL.parse(POSTGRES_URL)}, left out")
-        backends.remove("postgres")
-    print(f"machine: {machine()}; {args.seed_programs} seeded programs, {args.seconds:g} s per "
-          f"configuration, up to {MAX_PROCESSES} processes", flush=True)
-    records = run(args.workers, args.rtt_ms, args.seconds, args.seed_programs, backends,
-                  args.pool_max_size)
+    with contextlib.ExitStack() as stack:
+        server, layout_note = None, "the server shares every CPU with the workers"
+        if args.server_cpus:
+            server_cpus, worker_cpus = split_cpus(args.server_cpus)
+            if "postgres" in backends:
+                server = stack.enter_context(own_server(server_cpus))
+            os.sched_setaffinity(0, worker_cpus)  # the spawned workers inherit it
+            layout_note = (f"server and proxies on CPU {_cpus(server_cpus)}, workers on "
+                           f"CPU {_cpus(worker_cpus)}")
+        elif "postgres" in backends and not postgres_reachable():
+            print(f"  postgres: not reachable at {DatabaseURL.parse(POSTGRES_URL)}, left out")
+            backends.remove("postgres")
+        print(f"machine: {machine()}; {args.seed_programs} seeded programs, {args.seconds:g} s "
+              f"per configuration, up to {MAX_PROCESSES} processes; {layout_note}", flush=True)
+        records = run(args.workers, args.rtt_ms, args.seconds, args.seed_programs, backends,
+                      args.pool_max_size, server, set(args.server_cpus or ()))
     print("\n" + tables(records))
-    save("scaling", {"records": records, "seconds": args.seconds,
-                     "seed_programs": args.seed_programs})
+    save("scaling_server_cpus" if args.server_cpus else "scaling",
+         {"records": records, "seconds": args.seconds, "seed_programs": args.seed_programs,
+          "layout": layout_note})
     return records
+
+
+def _cpus(cpus: set[int]) -> str:
+    return ",".join(map(str, sorted(cpus)))
+
+
+def split_cpus(server: Sequence[int]) -> tuple[set[int], set[int]]:
+    """The server's CPUs and the workers' (the rest of this process's), checked."""
+    available, wanted = os.sched_getaffinity(0), set(server)
+    if not wanted <= available:
+        raise SystemExit(f"--server-cpus: CPU {_cpus(wanted - available)} is not one this "
+                         f"process may use ({_cpus(available)})")
+    if not available - wanted:
+        raise SystemExit(f"--server-cpus: {_cpus(wanted)} leaves no CPU for the workers")
+    return wanted, available - wanted
+
+
+@contextlib.contextmanager
+def own_server(cpus: set[int]) -> Iterator[DatabaseURL]:
+    """A PostgreSQL server of the benchmark's own, pinned to ``cpus``, removed afterwards."""
+    binaries = server_binaries()
+    if binaries is None:
+        raise SystemExit("--server-cpus: the PostgreSQL server binaries (initdb, pg_ctl) "
+                         "are missing")
+    server = Replication(binaries, synchronous=False, standby=False, cpus=cpus,
+                         settings=OWN_SERVER_SETTINGS).start()
+    try:
+        yield server.primary_url()
+    finally:
+        server.close()
 
 
 if __name__ == "__main__":
