@@ -13,9 +13,9 @@ machines would be. PostgreSQL runs directly and through ``benchmarks/latency_pro
 
 By default everything shares this machine's CPUs: the server's backends compete with the
 workers. ``--server-cpus 1`` lays the run out as a database host and a worker host would be:
-a PostgreSQL server of the benchmark's own (``initdb`` in a temporary folder, the settings of
-the shared one: ``fsync`` on, 128 MB of shared buffers) runs pinned to CPU 1, with the latency
-proxies (the network, charged to neither side); the workers of every column, SQLite's
+a PostgreSQL server of the benchmark's own (``initdb`` in a temporary folder; ``fsync`` on and
+128 MB of shared buffers, as on the shared one) runs pinned to CPU 1, with the latency
+proxies (so the network's CPU stays off the workers' core); the workers of every column, SQLite's
 included, run on the remaining CPUs. Its results go to ``benchmarks/results/
 scaling_server_cpus.json``.
 
