@@ -15,9 +15,9 @@ By default everything shares this machine's CPUs: the server's backends compete 
 workers. ``--server-cpus 1`` lays the run out as a database host and a worker host would be:
 a PostgreSQL server of the benchmark's own (``initdb`` in a temporary folder; ``fsync`` on and
 128 MB of shared buffers, as on the shared one) runs pinned to CPU 1, with the latency
-proxies (so the network's CPU stays off the workers' core); the workers of every column, SQLite's
-included, run on the remaining CPUs. Its results go to ``benchmarks/results/
-scaling_server_cpus.json``.
+proxies (so the network's CPU stays off the workers' core); the workers of every column,
+SQLite's included, run on the remaining CPUs. Its results go to
+``benchmarks/results/scaling_server_cpus.json``.
 
 For each configuration: steps/s, round trips per step (flights the proxy counted / steps;
 the direct column repeats the 0 ms count), client CPU ms per step (user + system time of
@@ -65,7 +65,8 @@ RTTS = (0.0, 1.0, 5.0)
 MAX_PROCESSES = 4
 PROPOSALS = 400
 WARMUP_STEPS = 2  # per task, before counting: connections, similarity caches
-# The server of --server-cpus: as the shared one is configured (Replication's are faster).
+# The server of --server-cpus: fsync on and 128 MB, as on the shared server (Replication's
+# own settings turn fsync off).
 OWN_SERVER_SETTINGS = "fsync = on\nshared_buffers = '128MB'\nmax_connections = 200\n"
 
 
