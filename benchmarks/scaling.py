@@ -19,6 +19,11 @@ proxies (so the network's CPU stays off the workers' core); the workers of every
 SQLite's included, run on the remaining CPUs. Its results go to
 ``benchmarks/results/scaling_server_cpus.json``.
 
+``--repeats N`` sweeps every configuration N times, one whole sweep after the other, so that
+a slow stretch of the machine falls on every worker count alike; the tables give each
+configuration's median (steps/s, round trips and CPU, each its own median) and the steps/s
+of every sweep.
+
 For each configuration: steps/s, round trips per step (flights the proxy counted / steps;
 the direct column repeats the 0 ms count), client CPU ms per step (user + system time of
 the worker processes while stepping) and server CPU ms per step (the run's backends, from
@@ -243,11 +248,12 @@ class Bench:
 
 def run(workers: Sequence[int], rtts: Sequence[float], seconds: float, seed_programs: int,
         backends: Sequence[str], pool_max_size: int = 8, server: DatabaseURL | None = None,
-        proxy_cpus: set[int] | None = None) -> list[dict[str, Any]]:
+        proxy_cpus: set[int] | None = None, repeats: int = 1) -> list[dict[str, Any]]:
     """Measure every column at every worker count (interleaved, so noise hits all alike).
 
     ``server``: the PostgreSQL to use (the shared one by default); ``proxy_cpus``: the CPUs
-    the latency proxies run on (all by default).
+    the latency proxies run on (all by default); ``repeats``: whole sweeps, one after the
+    other (each record says which).
     """
     columns = [Column("sqlite")] if "sqlite" in backends else []
     if "postgres" in backends:
@@ -263,28 +269,49 @@ def run(workers: Sequence[int], rtts: Sequence[float], seconds: float, seed_prog
             if proxy_cpus and proxy.pid is not None:
                 os.sched_setaffinity(proxy.pid, proxy_cpus)
         bench = Bench(Path(name), seed_programs, seconds, pool_max_size, proxies, target)
-        for count in workers:
-            for column in columns:
-                record = bench.measure(column, count)
-                records.append(record)
-                print(f"  {column.label:>10} {count:>3} workers: "
-                      f"{record['steps_per_s']:7.1f} steps/s, "
-                      f"{_cell(record['round_trips_per_step'])} round trips/step, "
-                      f"client {_cell(record['client_cpu_ms_per_step'])} ms, "
-                      f"server {_cell(record['server_cpu_ms_per_step'])} ms CPU/step",
-                      flush=True)
+        for repeat, count, column in itertools.product(range(repeats), workers, columns):
+            record = {**bench.measure(column, count), "repeat": repeat}
+            records.append(record)
+            print(f"  {column.label:>10} {count:>3} workers"
+                  f"{f' (sweep {repeat + 1})' if repeats > 1 else ''}: "
+                  f"{record['steps_per_s']:7.1f} steps/s, "
+                  f"{_cell(record['round_trips_per_step'])} round trips/step, "
+                  f"client {_cell(record['client_cpu_ms_per_step'])} ms, "
+                  f"server {_cell(record['server_cpu_ms_per_step'])} ms CPU/step",
+                  flush=True)
     _fill_direct_round_trips(records)
     return records
 
 
 def _fill_direct_round_trips(records: list[dict[str, Any]]) -> None:
     """The direct column's round trips are the 0 ms proxy's count at the same workers."""
-    zero = {r["workers"]: r["round_trips_per_step"] for r in records
+    zero = {(r["workers"], r["repeat"]): r["round_trips_per_step"] for r in records
             if r["backend"] == "postgres" and r["rtt_ms"] == 0}
     for record in records:
         if record["backend"] == "postgres" and record["rtt_ms"] is None:
-            record["round_trips_per_step"] = zero.get(record["workers"])
+            record["round_trips_per_step"] = zero.get((record["workers"], record["repeat"]))
             record["round_trips_from"] = "PG 0 ms"
+
+
+_FIGURES = ("steps_per_s", "round_trips_per_step", "client_cpu_ms_per_step",
+            "server_cpu_ms_per_step", "step_p50_ms")
+
+
+def medians(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per configuration: each figure's median over the sweeps, and every
+    sweep's steps/s (``sweeps``)."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault((record["column"], record["workers"]), []).append(record)
+    summary = []
+    for group in groups.values():
+        merged = {**group[0], "sweeps": [r["steps_per_s"] for r in group]}
+        for figure in _FIGURES:
+            values = [r[figure] for r in group if r[figure] is not None]
+            merged[figure] = statistics.median(values) if values else None
+        merged.pop("repeat", None)
+        summary.append(merged)
+    return summary
 
 
 def _cell(value: float | None, digits: int = 1) -> str:
@@ -303,14 +330,16 @@ def tables(records: Sequence[dict[str, Any]]) -> str:
                  for c in columns]
         lines.append(f"| {count} | " + " | ".join(cells) + " |")
     lines += ["", "| column | workers | processes | steps/s | round trips/step | client CPU "
-              "ms/step | server CPU ms/step | step p50 ms |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+              "ms/step | server CPU ms/step | step p50 ms | steps/s of each sweep |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in records:
         note = " (0 ms count)" if r.get("round_trips_from") else ""
+        sweeps = ", ".join(map(_cell, r.get("sweeps", [r["steps_per_s"]])))
         lines.append(f"| {r['column']} | {r['workers']} | {r['processes']} | "
                      f"{_cell(r['steps_per_s'])} | {_cell(r['round_trips_per_step'])}{note} | "
                      f"{_cell(r['client_cpu_ms_per_step'], 2)} | "
-                     f"{_cell(r['server_cpu_ms_per_step'], 2)} | {_cell(r['step_p50_ms'])} |")
+                     f"{_cell(r['server_cpu_ms_per_step'], 2)} | {_cell(r['step_p50_ms'])} | "
+                     f"{sweeps} |")
     return "\n".join([*lines, "", *targets(records)])
 
 
@@ -351,10 +380,14 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="all")
     parser.add_argument("--quick", action="store_true",
                         help="1 and 16 workers, 3 s each, 200 seeded programs")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="whole sweeps, one after the other; the tables give medians")
     parser.add_argument("--server-cpus", type=int, nargs="+", metavar="CPU",
                         help="run a PostgreSQL server of its own on these CPUs, and the "
                              "workers of every column on the others")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats: expected at least 1, got {args.repeats}")
     if args.quick:
         args.workers, args.seconds, args.seed_programs = [1, 16], 3.0, 200
     backends = ["sqlite", "postgres"] if args.backend == "all" else [args.backend]
@@ -373,12 +406,14 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         print(f"machine: {machine()}; {args.seed_programs} seeded programs, {args.seconds:g} s "
               f"per configuration, up to {MAX_PROCESSES} processes; {layout_note}", flush=True)
         records = run(args.workers, args.rtt_ms, args.seconds, args.seed_programs, backends,
-                      args.pool_max_size, server, set(args.server_cpus or ()))
-    print("\n" + tables(records))
+                      args.pool_max_size, server, set(args.server_cpus or ()), args.repeats)
+    summary = medians(records)
+    print("\n" + tables(summary))
     save("scaling_server_cpus" if args.server_cpus else "scaling",
-         {"records": records, "seconds": args.seconds, "seed_programs": args.seed_programs,
+         {"records": summary, "sweeps": records, "seconds": args.seconds,
+          "seed_programs": args.seed_programs, "repeats": args.repeats,
           "layout": layout_note})
-    return records
+    return summary
 
 
 def _cpus(cpus: set[int]) -> str:

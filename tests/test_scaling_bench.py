@@ -1,4 +1,5 @@
-"""``benchmarks.scaling --server-cpus``: the CPU split, and a lone primary pinned to its CPUs."""
+"""``benchmarks.scaling``: medians over sweeps, the ``--server-cpus`` split, and a lone
+primary pinned to its CPUs."""
 
 from __future__ import annotations
 
@@ -9,10 +10,29 @@ import psycopg
 import pytest
 
 from benchmarks.replication import Replication
-from benchmarks.scaling import split_cpus
+from benchmarks.scaling import medians, split_cpus
 from tests.replication import replication_or_skip
 
-pytestmark = pytest.mark.postgres
+
+def _record(column: str, workers: int, repeat: int, steps: float,
+            server: float | None) -> dict[str, object]:
+    return {"column": column, "backend": "x", "rtt_ms": None, "workers": workers,
+            "processes": 1, "repeat": repeat, "steps_per_s": steps,
+            "round_trips_per_step": 3.0, "client_cpu_ms_per_step": steps / 10,
+            "server_cpu_ms_per_step": server, "step_p50_ms": 1.0}
+
+
+def test_each_configuration_gets_the_median_of_its_sweeps() -> None:
+    records = [_record("A", 16, 0, 10.0, 1.0), _record("B", 16, 0, 5.0, None),
+               _record("A", 16, 1, 30.0, 3.0), _record("B", 16, 1, 7.0, None),
+               _record("A", 16, 2, 20.0, None), _record("B", 16, 2, 6.0, None)]
+    by_column = {r["column"]: r for r in medians(records)}
+    assert set(by_column) == {"A", "B"}
+    assert by_column["A"]["steps_per_s"] == 20.0 and by_column["A"]["sweeps"] == [10, 30, 20]
+    assert by_column["A"]["client_cpu_ms_per_step"] == 2.0  # each figure its own median
+    assert by_column["A"]["server_cpu_ms_per_step"] == 2.0  # of the sweeps that measured it
+    assert by_column["B"]["server_cpu_ms_per_step"] is None
+    assert "repeat" not in by_column["A"]
 
 
 def test_the_workers_get_every_cpu_the_server_does_not() -> None:
@@ -32,6 +52,8 @@ def test_a_bad_split_names_the_option(cpus, message: str) -> None:
         split_cpus(cpus(os.sched_getaffinity(0)))
 
 
+@pytest.mark.postgres
+@pytest.mark.replication
 def test_a_lone_primary_runs_on_its_cpus_only() -> None:
     cpu = min(os.sched_getaffinity(0))
     server = Replication(replication_or_skip(), synchronous=False, standby=False, cpus={cpu},
