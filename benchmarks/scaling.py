@@ -279,12 +279,13 @@ def run(workers: Sequence[int], rtts: Sequence[float], seconds: float, seed_prog
                   f"client {_cell(record['client_cpu_ms_per_step'])} ms, "
                   f"server {_cell(record['server_cpu_ms_per_step'])} ms CPU/step",
                   flush=True)
-    _fill_direct_round_trips(records)
+    fill_direct_round_trips(records)
     return records
 
 
-def _fill_direct_round_trips(records: list[dict[str, Any]]) -> None:
-    """The direct column's round trips are the 0 ms proxy's count at the same workers."""
+def fill_direct_round_trips(records: list[dict[str, Any]]) -> None:
+    """The direct column's round trips are the 0 ms proxy's count at the same workers, in
+    the same sweep."""
     zero = {(r["workers"], r["repeat"]): r["round_trips_per_step"] for r in records
             if r["backend"] == "postgres" and r["rtt_ms"] == 0}
     for record in records:
@@ -334,7 +335,7 @@ def tables(records: Sequence[dict[str, Any]]) -> str:
               "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in records:
         note = " (0 ms count)" if r.get("round_trips_from") else ""
-        sweeps = ", ".join(map(_cell, r.get("sweeps", [r["steps_per_s"]])))
+        sweeps = ", ".join(map(_cell, r["sweeps"]))
         lines.append(f"| {r['column']} | {r['workers']} | {r['processes']} | "
                      f"{_cell(r['steps_per_s'])} | {_cell(r['round_trips_per_step'])}{note} | "
                      f"{_cell(r['client_cpu_ms_per_step'], 2)} | "
@@ -393,6 +394,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     backends = ["sqlite", "postgres"] if args.backend == "all" else [args.backend]
     with contextlib.ExitStack() as stack:
         server, layout_note = None, "the server shares every CPU with the workers"
+        server_cpus: set[int] = set()
         if args.server_cpus:
             server_cpus, worker_cpus = split_cpus(args.server_cpus)
             if "postgres" in backends:
@@ -406,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         print(f"machine: {machine()}; {args.seed_programs} seeded programs, {args.seconds:g} s "
               f"per configuration, up to {MAX_PROCESSES} processes; {layout_note}", flush=True)
         records = run(args.workers, args.rtt_ms, args.seconds, args.seed_programs, backends,
-                      args.pool_max_size, server, set(args.server_cpus or ()), args.repeats)
+                      args.pool_max_size, server, server_cpus, args.repeats)
     summary = medians(records)
     print("\n" + tables(summary))
     save("scaling_server_cpus" if args.server_cpus else "scaling",

@@ -9,8 +9,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from benchmarks import scaling
 from benchmarks.replication import Replication
-from benchmarks.scaling import medians, split_cpus
+from benchmarks.scaling import fill_direct_round_trips, medians, split_cpus
 from tests.replication import replication_or_skip
 
 
@@ -35,21 +36,37 @@ def test_each_configuration_gets_the_median_of_its_sweeps() -> None:
     assert "repeat" not in by_column["A"]
 
 
+def test_the_direct_column_takes_the_0_ms_count_of_its_own_sweep() -> None:
+    records = [{**_record(column, 16, repeat, 1.0, None), "backend": "postgres",
+                "rtt_ms": rtt, "round_trips_per_step": trips}
+               for repeat, trips in ((0, 3.5), (1, 3.1))
+               for column, rtt in (("PG direct", None), ("PG 0 ms", 0.0))]
+    fill_direct_round_trips(records)
+    direct = [r for r in records if r["rtt_ms"] is None]
+    assert [(r["repeat"], r["round_trips_per_step"]) for r in direct] == [(0, 3.5), (1, 3.1)]
+    assert all(r["round_trips_from"] == "PG 0 ms" for r in direct)
+
+
+@pytest.fixture
+def four_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process may use CPUs 0-3, whatever the machine has."""
+    monkeypatch.setattr(scaling.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+
+
+@pytest.mark.usefixtures("four_cpus")
 def test_the_workers_get_every_cpu_the_server_does_not() -> None:
-    available = os.sched_getaffinity(0)
-    if len(available) < 2:
-        pytest.skip("one CPU: nothing to split")
-    first = min(available)
-    assert split_cpus([first]) == ({first}, available - {first})
+    assert split_cpus([3]) == ({3}, {0, 1, 2})
+    assert split_cpus([1, 2]) == ({1, 2}, {0, 3})
 
 
+@pytest.mark.usefixtures("four_cpus")
 @pytest.mark.parametrize(("cpus", "message"), [
-    (lambda available: sorted(available), "leaves no CPU for the workers"),
-    (lambda available: [max(available) + 1], "is not one this process may use"),
+    ([0, 1, 2, 3], "0,1,2,3 leaves no CPU for the workers"),
+    ([1, 7], "CPU 7 is not one this process may use"),
 ])
-def test_a_bad_split_names_the_option(cpus, message: str) -> None:
-    with pytest.raises(SystemExit, match=f"--server-cpus: .*{message}"):
-        split_cpus(cpus(os.sched_getaffinity(0)))
+def test_a_bad_split_names_the_option(cpus: list[int], message: str) -> None:
+    with pytest.raises(SystemExit, match=f"--server-cpus: {message}"):
+        split_cpus(cpus)
 
 
 @pytest.mark.postgres
